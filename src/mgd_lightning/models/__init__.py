@@ -1,0 +1,62 @@
+"""Networks of MGD: DeepLabv3+ on timm backbones, the paper's presets, the teacher pair.
+
+Every network returns :class:`SegmentationOutput` ``(logits, features)``: logits
+``(B, K, H, W)`` at the input size and decoder features ``(B, C, H/4, W/4)``.
+"""
+
+from mgd_lightning.models.deeplabv3plus import ASPP, DeepLabV3Plus, DeepLabV3PlusHead, OutputStride
+from mgd_lightning.models.inference import InferenceMode, segment
+from mgd_lightning.models.outputs import SegmentationOutput
+from mgd_lightning.models.presets import (
+    StudentMobileNetV2,
+    StudentResNet18,
+    TeacherResNet101,
+    TeacherWideResNet50,
+)
+from mgd_lightning.models.profile import (
+    ProfileRow,
+    count_flops,
+    count_parameters,
+    format_report,
+    profile_report,
+)
+from mgd_lightning.models.spec import build_network, network_from_checkpoint, network_spec
+from mgd_lightning.models.teachers import BNMode, TeacherName, TeacherOutputs, TeacherPair
+from mgd_lightning.models.weights import (
+    load_checkpoint,
+    load_network_weights,
+    load_state_dict_file,
+    load_state_dict_strict,
+    sha256_file,
+)
+
+__all__ = [
+    "ASPP",
+    "BNMode",
+    "DeepLabV3Plus",
+    "DeepLabV3PlusHead",
+    "InferenceMode",
+    "OutputStride",
+    "ProfileRow",
+    "SegmentationOutput",
+    "StudentMobileNetV2",
+    "StudentResNet18",
+    "TeacherName",
+    "TeacherOutputs",
+    "TeacherPair",
+    "TeacherResNet101",
+    "TeacherWideResNet50",
+    "build_network",
+    "count_flops",
+    "count_parameters",
+    "format_report",
+    "load_checkpoint",
+    "load_network_weights",
+    "load_state_dict_file",
+    "load_state_dict_strict",
+    "network_from_checkpoint",
+    "network_spec",
+    "profile_report",
+    "segment",
+    "sha256_file",
+]

@@ -1,0 +1,13 @@
+"""Tiny DeepLabv3+ networks for fast tests (a uniquely named helper, not a conftest import)."""
+
+from __future__ import annotations
+
+import torch
+
+from mgd_lightning.models import DeepLabV3Plus
+
+
+def make_tiny(num_classes: int = 3, backbone: str = "resnet10t", seed: int = 0) -> DeepLabV3Plus:
+    """A small DeepLabv3+ (head width 16), seeded."""
+    torch.manual_seed(seed)
+    return DeepLabV3Plus(backbone, num_classes=num_classes, head_channels=16)
