@@ -1,0 +1,463 @@
+"""``SemiSupervisedDataModule``: paired labeled and unlabeled training batches.
+
+The datamodule knows nothing about the method. ``train_dataloader`` returns Lightning's
+``CombinedLoader({"labeled": ..., "unlabeled": ...}, mode="max_size_cycle")``: an epoch is one
+pass over the (larger) unlabeled set and the labeled loader cycles. Both loaders are plain
+``shuffle=True`` DataLoaders, so under DDP Lightning replaces their samplers with
+``DistributedSampler`` (seeded with the ``seed_everything`` seed) and calls ``set_epoch`` on
+them every epoch; no ``worker_init_fn`` is set, so ``seed_everything(workers=True)`` installs
+Lightning's, which seeds each worker by (seed, worker id, rank).
+
+Seeds: the constructor's ``seed`` fixes *what the data is* (the labeled/unlabeled partition,
+synthetic scenes). The order, augmentations, unlabeled pairs and CutMix boxes come from torch's
+RNG, i.e. from ``seed_everything``.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+from lightning.pytorch.utilities import CombinedLoader
+from torch.utils.data import DataLoader, default_collate
+
+from mgd_lightning.data.datasets import (
+    BaseSegmentationDataset,
+    ImageDataset,
+    SampleFiles,
+    SegmentationDataset,
+    UnlabeledPairDataset,
+    check_files_exist,
+)
+from mgd_lightning.data.splits import SplitEntry, nested_partition, read_split_file
+from mgd_lightning.data.transforms import (
+    DEFAULT_SCALES,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    SegmentationTransform,
+    _check_scales,
+    eval_transform,
+    parse_crop_size,
+    train_transform,
+)
+
+__all__ = ["FileDataModule", "SemiSupervisedDataModule"]
+
+Stage = Literal["val", "test", "predict"]
+_MAX_LISTED = 5
+
+
+def _check_positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
+    return value
+
+
+def eval_collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """``default_collate`` with a clear error when eval images differ in size.
+
+    Evaluation images are not resized or padded here (padding is the model's job), so a batch
+    can only hold images of one size; datasets with variable sizes (VOC) use
+    ``eval_batch_size=1``.
+    """
+    shapes = {tuple(s["image"].shape) for s in samples}
+    if len(shapes) > 1:
+        names = [s["name"] for s in samples][:_MAX_LISTED]
+        raise ValueError(
+            f"evaluation images {names} have different sizes {sorted(shapes)}; evaluation "
+            f"batches are not padded, so set `eval_batch_size=1` for datasets with variable "
+            f"image sizes"
+        )
+    return default_collate(samples)
+
+
+class SemiSupervisedDataModule(pl.LightningDataModule, abc.ABC):
+    """Base datamodule yielding the batch contract of :mod:`mgd_lightning.data.batch`.
+
+    Subclasses implement :meth:`_train_datasets` and :meth:`_eval_dataset`, and pass the
+    dataset's class metadata. ``num_classes``, ``ignore_index``, ``class_names`` and ``palette``
+    are attributes right after ``__init__`` (for LightningCLI ``link_arguments``).
+
+    Args:
+        num_classes: ``K``.
+        class_names: ``K`` names.
+        palette: ``K`` RGB tuples (for visualisation and prediction writers).
+        ignore_index: mask value of unlabeled pixels.
+        batch_size: labeled images per training step.
+        unlabeled_batch_size: unlabeled *pairs* per step; defaults to ``batch_size``.
+        eval_batch_size: batch size of val/test/predict; defaults to ``batch_size``.
+        num_workers: DataLoader workers per loader.
+        crop_size: training crop, ``int`` or ``(H, W)``; any positive size (images are padded up
+            to it).
+        scales: discrete random-scale set of the training transform.
+        hflip_prob: horizontal flip probability.
+        seed: seed of the labeled/unlabeled partition (and of generated data).
+        labeled_ratio: if given, partition the training list with this labeled share
+            (nested across ratios for one seed) instead of reading split files.
+        n_boxes: CutMix boxes per mask.
+        cutmix_prop_range: range of the CutMix area share ``p``.
+        same_image_pairs: pair each unlabeled image with itself, as the reference does by
+            accident (METHOD.md B.8); default off.
+        drop_last: drop incomplete training batches.
+        pin_memory: DataLoader ``pin_memory``.
+        persistent_workers: keep workers between epochs (only with ``num_workers > 0``).
+        validate: in ``setup``, read and check every file up front (sizes, mask values).
+    """
+
+    def __init__(
+        self,
+        *,
+        num_classes: int,
+        class_names: Sequence[str],
+        palette: Sequence[tuple[int, int, int]],
+        ignore_index: int = 255,
+        batch_size: int = 8,
+        unlabeled_batch_size: int | None = None,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        crop_size: int | tuple[int, int] = 512,
+        scales: Sequence[float] = DEFAULT_SCALES,
+        hflip_prob: float = 0.5,
+        seed: int = 0,
+        labeled_ratio: float | None = None,
+        n_boxes: int = 3,
+        cutmix_prop_range: tuple[float, float] = (0.25, 0.5),
+        same_image_pairs: bool = False,
+        drop_last: bool = True,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+        validate: bool = False,
+    ) -> None:
+        super().__init__()
+        self.num_classes = _check_positive_int("num_classes", num_classes)
+        self.ignore_index = int(ignore_index)
+        if 0 <= self.ignore_index < self.num_classes:
+            raise ValueError(
+                f"`ignore_index`={ignore_index} is a class index (num_classes={num_classes}); "
+                f"use a value outside [0, num_classes), e.g. 255"
+            )
+        self.class_names = [str(n) for n in class_names]
+        self.palette = [tuple(int(c) for c in colour) for colour in palette]
+        if len(self.class_names) != self.num_classes:
+            raise ValueError(
+                f"{len(self.class_names)} class names given for num_classes={num_classes}"
+            )
+        if len(self.palette) != self.num_classes or any(
+            len(c) != 3 or not all(0 <= v <= 255 for v in c) for c in self.palette
+        ):
+            raise ValueError(
+                f"`palette` must hold {num_classes} RGB triples of ints in [0, 255], "
+                f"got {palette!r}"
+            )
+        self.batch_size = _check_positive_int("batch_size", batch_size)
+        self.unlabeled_batch_size = _check_positive_int(
+            "unlabeled_batch_size",
+            batch_size if unlabeled_batch_size is None else unlabeled_batch_size,
+        )
+        self.eval_batch_size = _check_positive_int(
+            "eval_batch_size", batch_size if eval_batch_size is None else eval_batch_size
+        )
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+            raise ValueError(f"`num_workers` must be an integer >= 0, got {num_workers!r}")
+        self.num_workers = num_workers
+        self.crop_size = parse_crop_size(crop_size)
+        self.scales = _check_scales(scales)
+        if not 0.0 <= hflip_prob <= 1.0:
+            raise ValueError(f"`hflip_prob` must be in [0, 1], got {hflip_prob!r}")
+        self.hflip_prob = hflip_prob
+        self.seed = int(seed)
+        if labeled_ratio is not None and (
+            isinstance(labeled_ratio, bool) or not 0.0 < float(labeled_ratio) < 1.0
+        ):
+            raise ValueError(
+                f"`labeled_ratio` must be in (0, 1) (e.g. 0.125 for 1/8), got {labeled_ratio!r}"
+            )
+        self.labeled_ratio = None if labeled_ratio is None else float(labeled_ratio)
+        self.n_boxes = _check_positive_int("n_boxes", n_boxes)
+        low, high = cutmix_prop_range
+        if not 0.0 < low <= high <= 1.0:
+            raise ValueError(
+                f"`cutmix_prop_range` must be (low, high) with 0 < low <= high <= 1, "
+                f"got {cutmix_prop_range!r}"
+            )
+        self.cutmix_prop_range = (float(low), float(high))
+        self.same_image_pairs = same_image_pairs
+        self.drop_last = drop_last
+        self.pin_memory = pin_memory
+        self.persistent_workers = persistent_workers
+        self.validate = validate
+        self.labeled_dataset: SegmentationDataset | BaseSegmentationDataset | None = None
+        self.unlabeled_dataset: UnlabeledPairDataset | None = None
+        self.eval_datasets: dict[str, BaseSegmentationDataset] = {}
+
+    # ----------------------------------------------------------------- subclass hooks
+    @abc.abstractmethod
+    def _train_datasets(self) -> tuple[BaseSegmentationDataset, BaseSegmentationDataset]:
+        """The labeled training set (with masks) and the unlabeled images (masks unused)."""
+
+    @abc.abstractmethod
+    def _eval_dataset(self, stage: Stage) -> BaseSegmentationDataset:
+        """The dataset of ``stage`` (``"predict"`` may come without masks)."""
+
+    # ----------------------------------------------------------------- transforms
+    def train_transform(self) -> SegmentationTransform:
+        """The random training transform (METHOD.md C.1 with this module's settings)."""
+        return train_transform(self.crop_size, self.scales, self.ignore_index, self.hflip_prob,
+                               IMAGENET_MEAN, IMAGENET_STD)
+
+    def eval_transform(self) -> SegmentationTransform:
+        """The evaluation transform: normalisation only."""
+        return eval_transform(IMAGENET_MEAN, IMAGENET_STD)
+
+    # ----------------------------------------------------------------- setup
+    def setup(self, stage: str | None = None) -> None:
+        """Build (and check) the datasets of ``stage``; errors surface before training."""
+        if stage in (None, "fit"):
+            self._setup_train()
+            self._setup_eval("val")
+        elif stage == "validate":
+            self._setup_eval("val")
+        elif stage == "test":
+            self._setup_eval("test")
+        elif stage == "predict":
+            self._setup_eval("predict")
+
+    def _setup_train(self) -> None:
+        if self.labeled_dataset is not None and self.unlabeled_dataset is not None:
+            return
+        labeled, unlabeled = self._train_datasets()
+        if len(labeled) == 0:
+            raise ValueError(
+                "the labeled training set is empty; check the split file / labeled_ratio and "
+                "the data root"
+            )
+        if len(unlabeled) == 0:
+            raise ValueError(
+                "the unlabeled training set is empty; give unlabeled images (split file, "
+                "folder) or a labeled_ratio below 1"
+            )
+        overlap = sorted(set(labeled.names) & set(unlabeled.names))
+        if overlap:
+            raise ValueError(
+                f"{len(overlap)} id(s) are in both the labeled and the unlabeled set, e.g. "
+                f"{overlap[:_MAX_LISTED]}; the sets must be disjoint (fix the split files)"
+            )
+        for what, n, bs, arg in (
+            ("labeled", len(labeled), self.batch_size, "batch_size"),
+            ("unlabeled", len(unlabeled), self.unlabeled_batch_size, "unlabeled_batch_size"),
+        ):
+            if self.drop_last and n < bs:
+                raise ValueError(
+                    f"the {what} set has {n} images, fewer than `{arg}`={bs}, so drop_last "
+                    f"would leave no batch; lower `{arg}` or add images"
+                )
+        if self.validate:
+            labeled.validate()
+            unlabeled.validate()
+        transform = self.train_transform()
+        labeled.transform = transform
+        labeled.with_masks = True
+        self.labeled_dataset = labeled
+        self.unlabeled_dataset = UnlabeledPairDataset(
+            unlabeled, self.train_transform(), self.n_boxes, self.cutmix_prop_range,
+            same_image=self.same_image_pairs,
+        )
+
+    def _setup_eval(self, stage: Stage) -> None:
+        if stage in self.eval_datasets:
+            return
+        dataset = self._eval_dataset(stage)
+        if len(dataset) == 0:
+            raise ValueError(f"the {stage} set is empty; check the split file and data root")
+        if self.validate:
+            dataset.validate()
+        dataset.transform = self.eval_transform()
+        self.eval_datasets[stage] = dataset
+
+    # ----------------------------------------------------------------- loaders
+    def _loader_kwargs(self) -> dict[str, Any]:
+        return {
+            "num_workers": self.num_workers,
+            "pin_memory": self.pin_memory,
+            "persistent_workers": self.persistent_workers and self.num_workers > 0,
+        }
+
+    def _rank(self) -> int:
+        trainer = getattr(self, "trainer", None)
+        return int(trainer.global_rank) if trainer is not None else 0
+
+    def train_dataloader(self) -> CombinedLoader:
+        """``CombinedLoader({"labeled", "unlabeled"}, "max_size_cycle")`` of shuffled loaders."""
+        self._setup_train()
+        assert self.labeled_dataset is not None and self.unlabeled_dataset is not None
+        rank = self._rank()
+        self.labeled_dataset.rank = rank
+        self.unlabeled_dataset.rank = rank
+        labeled = DataLoader(
+            self.labeled_dataset, batch_size=self.batch_size, shuffle=True,
+            drop_last=self.drop_last, **self._loader_kwargs(),
+        )
+        unlabeled = DataLoader(
+            self.unlabeled_dataset, batch_size=self.unlabeled_batch_size, shuffle=True,
+            drop_last=self.drop_last, **self._loader_kwargs(),
+        )
+        return CombinedLoader({"labeled": labeled, "unlabeled": unlabeled}, mode="max_size_cycle")
+
+    def _eval_loader(self, stage: Stage) -> DataLoader[Any]:
+        self._setup_eval(stage)
+        return DataLoader(
+            self.eval_datasets[stage], batch_size=self.eval_batch_size, shuffle=False,
+            collate_fn=eval_collate, **self._loader_kwargs(),
+        )
+
+    def val_dataloader(self) -> DataLoader[Any]:
+        """Validation batches ``{"image", "mask", "name"}`` (normalised, not resized)."""
+        return self._eval_loader("val")
+
+    def test_dataloader(self) -> DataLoader[Any]:
+        """Test batches ``{"image", "mask", "name"}``."""
+        return self._eval_loader("test")
+
+    def predict_dataloader(self) -> DataLoader[Any]:
+        """Predict batches ``{"image", "name"}`` (+ ``"mask"`` when the split has masks)."""
+        return self._eval_loader("predict")
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(num_classes={self.num_classes}, batch_size="
+            f"{self.batch_size}, crop_size={self.crop_size}, seed={self.seed})"
+        )
+
+
+class FileDataModule(SemiSupervisedDataModule):
+    """Base of the datamodules that read image/mask files under a data root.
+
+    Partition selection, in order: ``labeled_split`` (+ optional ``unlabeled_split``; if absent
+    the unlabeled set is the rest of the training list), else ``labeled_ratio`` (a seeded,
+    nested partition of the training list), else the subclass's default split files for its
+    ``partition`` argument. Giving both ``labeled_split`` and ``labeled_ratio`` is an error.
+
+    Subclasses implement :meth:`_train_entries` (the full training list),
+    :meth:`_default_files` (an id -> files rule for the layout), :meth:`_partition_files`
+    and :meth:`_eval_entries`.
+    """
+
+    layout_help: str = ""
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        labeled_split: str | Path | None = None,
+        unlabeled_split: str | Path | None = None,
+        label_map: dict[int, int] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.root = Path(root).expanduser()
+        if not self.root.is_dir():
+            raise FileNotFoundError(
+                f"data root {self.root} does not exist or is not a folder. Expected layout of "
+                f"{type(self).__name__}:\n{self.layout_help}"
+            )
+        if labeled_split is not None and self.labeled_ratio is not None:
+            raise ValueError(
+                "give either `labeled_split` (a split file) or `labeled_ratio`, not both"
+            )
+        if unlabeled_split is not None and labeled_split is None:
+            raise ValueError("`unlabeled_split` needs `labeled_split` too")
+        self.labeled_split = self._resolve_path(labeled_split)
+        self.unlabeled_split = self._resolve_path(unlabeled_split)
+        self.label_map = label_map
+
+    def _resolve_path(self, path: str | Path | None) -> Path | None:
+        if path is None:
+            return None
+        path = Path(path).expanduser()
+        return path if path.is_absolute() or path.exists() else self.root / path
+
+    def _missing(self, path: Path, what: str) -> FileNotFoundError:
+        return FileNotFoundError(
+            f"{what} {path} does not exist. Expected layout of {type(self).__name__} under "
+            f"{self.root}:\n{self.layout_help}"
+        )
+
+    # hooks ----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def _train_entries(self) -> list[SplitEntry]:
+        """All training ids (labeled and unlabeled)."""
+
+    @abc.abstractmethod
+    def _default_files(self, name: str, split: str) -> SampleFiles:
+        """Files of id ``name`` in ``split`` under the layout (for id-only split lines)."""
+
+    def _partition_files(self) -> tuple[Path, Path] | None:
+        """Default (labeled, unlabeled) split files, or None if there is no default."""
+        return None
+
+    @abc.abstractmethod
+    def _eval_entries(self, stage: Stage) -> tuple[list[SplitEntry], str, bool]:
+        """Entries of an eval stage, the split folder they live in, and whether masks exist."""
+
+    # ----------------------------------------------------------------------------------
+    def _to_files(self, entries: Sequence[SplitEntry], split: str) -> list[SampleFiles]:
+        files = []
+        for e in entries:
+            default = None
+            if e.image is None or e.mask is None:
+                default = self._default_files(e.name, split)
+            image = self.root / e.image if e.image is not None else default.image  # type: ignore[union-attr]
+            mask: Path | None
+            if e.mask == "":  # explicitly no mask (unlabeled or predict-only images)
+                mask = None
+            else:
+                mask = self.root / e.mask if e.mask is not None else default.mask  # type: ignore[union-attr]
+            files.append(SampleFiles(e.name, image, mask))
+        return files
+
+    def _split_entries(self) -> tuple[list[SplitEntry], list[SplitEntry], str]:
+        if self.labeled_split is not None:
+            labeled = read_split_file(self.labeled_split)
+            if self.unlabeled_split is not None:
+                return labeled, read_split_file(self.unlabeled_split), (
+                    f"{self.labeled_split} / {self.unlabeled_split}")
+            names = {e.name for e in labeled}
+            rest = [e for e in self._train_entries() if e.name not in names]
+            return labeled, rest, f"{self.labeled_split} (unlabeled: the rest of the train list)"
+        if self.labeled_ratio is not None:
+            entries = self._train_entries()
+            by_name = {e.name: e for e in entries}
+            lab, unl = nested_partition([e.name for e in entries], self.labeled_ratio, self.seed)
+            return ([by_name[n] for n in lab], [by_name[n] for n in unl],
+                    f"labeled_ratio={self.labeled_ratio}, seed={self.seed}")
+        files = self._partition_files()
+        if files is None:
+            raise ValueError(
+                f"{type(self).__name__} needs a partition: give `labeled_split` "
+                f"(+ `unlabeled_split`), `labeled_ratio`, or `partition`"
+            )
+        for f in files:
+            if not f.is_file():
+                raise self._missing(f, "split file")
+        return read_split_file(files[0]), read_split_file(files[1]), f"{files[0]} / {files[1]}"
+
+    def _train_datasets(self) -> tuple[BaseSegmentationDataset, BaseSegmentationDataset]:
+        labeled_entries, unlabeled_entries, source = self._split_entries()
+        labeled = self._to_files(labeled_entries, "train")
+        unlabeled = self._to_files(unlabeled_entries, "train")
+        check_files_exist(labeled, True, f"labeled set ({source})")
+        check_files_exist(unlabeled, False, f"unlabeled set ({source})")
+        return (
+            SegmentationDataset(labeled, self.num_classes, self.ignore_index, self.label_map),
+            ImageDataset(unlabeled),
+        )
+
+    def _eval_dataset(self, stage: Stage) -> BaseSegmentationDataset:
+        entries, split, has_masks = self._eval_entries(stage)
+        files = self._to_files(entries, split)
+        check_files_exist(files, has_masks, f"{stage} set ({split})")
+        return SegmentationDataset(files, self.num_classes, self.ignore_index, self.label_map,
+                                   with_masks=has_masks)
