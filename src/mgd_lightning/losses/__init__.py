@@ -8,14 +8,17 @@ from mgd_lightning.losses.functional import (
     region_similarity,
 )
 from mgd_lightning.losses.image import ImageSemanticLoss
+from mgd_lightning.losses.ohem import OhemCrossEntropyLoss, ohem_cross_entropy
 from mgd_lightning.losses.pixel import PixelConsistencyLoss
 from mgd_lightning.losses.region import RegionContentLoss
 
 __all__ = [
     "ImageSemanticLoss",
+    "OhemCrossEntropyLoss",
     "PixelConsistencyLoss",
     "RegionContentLoss",
     "image_semantic_loss",
+    "ohem_cross_entropy",
     "pixel_consistency_loss",
     "pseudo_labels",
     "region_content_loss",

@@ -1,0 +1,104 @@
+"""The ``mgd-lightning`` command: LightningCLI (fit, validate, test, predict) in subclass mode.
+
+``mgd-lightning fit --config configs/quickstart/mgd.yaml`` trains; any module of
+:mod:`mgd_lightning.tasks` and any datamodule of :mod:`mgd_lightning.datamodules` (or your own
+subclasses) can be named with ``class_path``. The number of classes, the ignore index and the
+class names are linked from the datamodule to the module and to its network.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from jsonargparse import Namespace, lazy_instance
+from lightning.pytorch import LightningDataModule
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import WandbLogger
+
+from mgd_lightning.tasks.base import SegmentationTask
+
+__all__ = ["MGDLightningCLI", "main"]
+
+
+class MGDLightningCLI(LightningCLI):
+    """LightningCLI with the links from the datamodule to the module and its network."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        for source, target in (
+            ("data.num_classes", "model.init_args.num_classes"),
+            ("data.num_classes", "model.init_args.network.init_args.num_classes"),
+            ("data.ignore_index", "model.init_args.ignore_index"),
+            ("data.class_names", "model.init_args.class_names"),
+        ):
+            parser.link_arguments(source, target, apply_on="instantiate")
+
+    def before_instantiate_classes(self) -> None:
+        """Add the default callbacks unless the config names its own ``trainer.callbacks``.
+
+        Defaults: Lightning's rich progress bar (unless ``enable_progress_bar`` is false) and a
+        ``ModelCheckpoint`` writing ``last.ckpt`` every 200 steps and at the end of each epoch
+        (unless ``enable_checkpointing`` is false).
+        """
+        config = self.config.get(self.subcommand) if self.subcommand else self.config
+        trainer = config.get("trainer") if config is not None else None
+        if trainer is None or trainer.get("callbacks") is not None:
+            return
+        callbacks = []
+        if trainer.get("enable_progress_bar") is not False:
+            callbacks.append(Namespace(class_path="lightning.pytorch.callbacks.RichProgressBar"))
+        if trainer.get("enable_checkpointing") is not False:
+            callbacks.append(
+                Namespace(
+                    class_path="lightning.pytorch.callbacks.ModelCheckpoint",
+                    init_args=Namespace(save_last=True, every_n_train_steps=200),
+                )
+            )
+        trainer["callbacks"] = callbacks
+
+
+def trainer_defaults() -> dict[str, Any]:
+    """Defaults of the ``trainer`` section: runs/ as root folder, offline wandb logger."""
+    return {
+        "default_root_dir": "runs",
+        "logger": lazy_instance(
+            WandbLogger, offline=True, save_dir="runs", project="mgd-lightning"
+        ),
+    }
+
+
+#: Commands beyond LightningCLI's fit/validate/test/predict: name -> module with ``main(args)``.
+EXTRA_COMMANDS: dict[str, str] = {
+    "pipeline": "mgd_lightning.commands.pipeline",
+    "export": "mgd_lightning.commands.export",
+    "profile": "mgd_lightning.commands.profile",
+}
+
+
+def main(args: Sequence[str] | None = None) -> Any:
+    """Run the command line.
+
+    ``fit``, ``validate``, ``test`` and ``predict`` go to LightningCLI; the commands of
+    :data:`EXTRA_COMMANDS` (``pipeline``, ``export``, ``profile``) to their own modules.
+
+    Args:
+        args: Arguments without the program name; ``None`` reads ``sys.argv``.
+    """
+    os.environ.setdefault("WANDB_SILENT", "true")
+    argv = sys.argv[1:] if args is None else list(args)
+    if argv and argv[0] in EXTRA_COMMANDS:
+        command = importlib.import_module(EXTRA_COMMANDS[argv[0]])
+        return command.main(argv[1:])
+    return MGDLightningCLI(
+        SegmentationTask,
+        LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        trainer_defaults=trainer_defaults(),
+        save_config_kwargs={"overwrite": True},
+        auto_configure_optimizers=False,
+        args=None if args is None else list(args),
+    )
