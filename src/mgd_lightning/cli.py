@@ -78,7 +78,7 @@ EXTRA_COMMANDS: dict[str, str] = {
 }
 
 
-def main(args: Sequence[str] | None = None) -> Any:
+def main(args: Sequence[str] | None = None, run: bool = True) -> Any:
     """Run the command line.
 
     ``fit``, ``validate``, ``test`` and ``predict`` go to LightningCLI; the commands of
@@ -86,8 +86,15 @@ def main(args: Sequence[str] | None = None) -> Any:
 
     Args:
         args: Arguments without the program name; ``None`` reads ``sys.argv``.
+        run: ``False`` parses a config without a subcommand (``["--config", path]``) and
+            returns the CLI with its ``model``, ``datamodule`` and ``trainer`` built but not run.
+
+    Returns:
+        The :class:`MGDLightningCLI` (or the extra command's return value).
     """
     os.environ.setdefault("WANDB_SILENT", "true")
+    # Lightning's own calls into jsonargparse are deprecated there; they are not ours to fix.
+    os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
     argv = sys.argv[1:] if args is None else list(args)
     if argv and argv[0] in EXTRA_COMMANDS:
         command = importlib.import_module(EXTRA_COMMANDS[argv[0]])
@@ -100,5 +107,6 @@ def main(args: Sequence[str] | None = None) -> Any:
         trainer_defaults=trainer_defaults(),
         save_config_kwargs={"overwrite": True},
         auto_configure_optimizers=False,
+        run=run,
         args=None if args is None else list(args),
     )

@@ -172,12 +172,16 @@ class SegmentationTask(L.LightningModule):
                     "or set non_finite='skip' to skip such steps"
                 )
             self.skipped_steps += 1
+            if self._trainer is None:
+                return None
             self.log("train_skipped_steps", float(self.skipped_steps), batch_size=batch_size)
             return None
+        if self._trainer is None:  # called outside a Trainer (e.g. in a notebook): no logging
+            return total
         for name, value in terms.items():
             self.log(f"train_loss_{name}", value.detach(), batch_size=batch_size)
         self.log("train_loss", total.detach(), prog_bar=True, batch_size=batch_size)
-        optimizer = self.optimizers(use_pl_optimizer=False) if self._trainer is not None else None
+        optimizer = self.optimizers(use_pl_optimizer=False)
         if isinstance(optimizer, torch.optim.Optimizer):
             self.log("train_lr", float(optimizer.param_groups[0]["lr"]), batch_size=batch_size)
         return total
