@@ -40,8 +40,9 @@ class MGDLightningCLI(LightningCLI):
         """Add the default callbacks unless the config names its own ``trainer.callbacks``.
 
         Defaults: Lightning's rich progress bar (unless ``enable_progress_bar`` is false) and a
-        ``ModelCheckpoint`` writing ``last.ckpt`` every 200 steps and at the end of each epoch
-        (unless ``enable_checkpointing`` is false).
+        ``ModelCheckpoint`` writing ``<default_root_dir>/checkpoints/last.ckpt`` every 200 steps
+        and at the end of each epoch (unless ``enable_checkpointing`` is false), whatever the
+        logger, so that a stage's checkpoint has a predictable path.
         """
         config = self.config.get(self.subcommand) if self.subcommand else self.config
         trainer = config.get("trainer") if config is not None else None
@@ -51,10 +52,15 @@ class MGDLightningCLI(LightningCLI):
         if trainer.get("enable_progress_bar") is not False:
             callbacks.append(Namespace(class_path="lightning.pytorch.callbacks.RichProgressBar"))
         if trainer.get("enable_checkpointing") is not False:
+            root = trainer.get("default_root_dir") or "runs"
             callbacks.append(
                 Namespace(
                     class_path="lightning.pytorch.callbacks.ModelCheckpoint",
-                    init_args=Namespace(save_last=True, every_n_train_steps=200),
+                    init_args=Namespace(
+                        dirpath=os.path.join(str(root), "checkpoints"),
+                        save_last=True,
+                        every_n_train_steps=200,
+                    ),
                 )
             )
         trainer["callbacks"] = callbacks

@@ -247,7 +247,7 @@ class SegmentationDataset(BaseSegmentationDataset):
         transform: defaults to :func:`~mgd_lightning.data.transforms.eval_transform`.
         with_masks: if False the masks are not read and samples are ``{"image", "name"}``.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> root = Path(tempfile.mkdtemp())
         >>> Image.fromarray(np.zeros((4, 6, 3), np.uint8)).save(root / "a.png")

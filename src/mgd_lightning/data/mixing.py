@@ -83,7 +83,7 @@ def cutmix_box_masks(
     Returns:
         Float mask ``(B, 1, H, W)`` with values in ``{0, 1}`` (1: take from the second image).
 
-    Example:
+    Examples:
         >>> g = torch.Generator().manual_seed(0)
         >>> masks = cutmix_box_masks(4, 32, 32, generator=g)
         >>> masks.shape, masks.dtype
@@ -114,7 +114,7 @@ def mix(a: Tensor, b: Tensor, mask: Tensor) -> Tensor:
     Returns:
         Tensor of the shape and dtype of ``a``.
 
-    Example:
+    Examples:
         >>> a, b = torch.zeros(1, 1, 2, 2), torch.ones(1, 1, 2, 2)
         >>> mask = torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]])
         >>> mix(a, b, mask).flatten().tolist()

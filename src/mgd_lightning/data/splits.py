@@ -36,7 +36,7 @@ class SplitEntry(NamedTuple):
 def sample_name(path: str | Path) -> str:
     """The sample id of a file: its stem without a Cityscapes suffix such as ``_leftImg8bit``.
 
-    Example:
+    Examples:
         >>> sample_name("/images/train/jena_000078_000019_leftImg8bit.png")
         'jena_000078_000019'
     """
@@ -103,7 +103,7 @@ def nested_partition(
         ValueError: for a ratio outside ``(0, 1)``, duplicate names, or a ratio that leaves no
             labeled image.
 
-    Example:
+    Examples:
         >>> ids = [f"{i:02d}" for i in range(32)]
         >>> l16, _ = nested_partition(ids, 1 / 16, seed=0)
         >>> l8, u8 = nested_partition(ids, 1 / 8, seed=0)

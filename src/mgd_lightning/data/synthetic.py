@@ -54,7 +54,7 @@ class SyntheticScenes:
         colour_spread: std of an object's colour around its class mean (0-255 scale).
         noise_std: ``(min, max)`` std of the per-pixel Gaussian noise.
 
-    Example:
+    Examples:
         >>> scenes = SyntheticScenes(32, seed=0)
         >>> image, mask = scenes.render(3)
         >>> image.shape, image.dtype, mask.shape, int(mask.max()) < 6
@@ -216,7 +216,7 @@ class SyntheticSegmentationDataset(BaseSegmentationDataset):
         transform: defaults to the evaluation transform.
         with_masks: yield masks or not.
 
-    Example:
+    Examples:
         >>> ds = SyntheticSegmentationDataset(SyntheticScenes(32), range(4))
         >>> s = ds[1]
         >>> tuple(s["image"].shape), tuple(s["mask"].shape), s["name"]

@@ -52,7 +52,7 @@ def parse_crop_size(crop_size: int | Sequence[int]) -> tuple[int, int]:
     Raises:
         ValueError: if it is not a positive int or a pair of positive ints.
 
-    Example:
+    Examples:
         >>> parse_crop_size(512), parse_crop_size((176, 224))
         ((512, 512), (176, 224))
     """
@@ -144,7 +144,7 @@ def train_transform(
         mean: normalisation mean (RGB in [0, 1]).
         std: normalisation std.
 
-    Example:
+    Examples:
         >>> t = train_transform(crop_size=32, scales=[0.5])
         >>> img, mask = t(np.zeros((40, 40, 3), np.uint8), np.zeros((40, 40), np.uint8), seed=0)
         >>> tuple(img.shape), tuple(mask.shape), sorted(mask.unique().tolist())
@@ -175,7 +175,7 @@ def eval_transform(
 ) -> SegmentationTransform:
     """The evaluation transform: ImageNet normalisation only (padding is the model's job).
 
-    Example:
+    Examples:
         >>> img, _ = eval_transform()(np.full((4, 6, 3), 124, np.uint8))
         >>> tuple(img.shape), bool(img[0].abs().max() < 0.02)  # 124 is about the mean red
         ((3, 4, 6), True)

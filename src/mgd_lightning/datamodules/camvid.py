@@ -44,8 +44,8 @@ class CamVidDataModule(FileDataModule):
             ``labeled_ratio`` is given.
         labeled_split: a labeled split file (path, or relative to ``root``).
         unlabeled_split: an unlabeled split file; default: the rest of ``train.txt``.
-        batch_size, crop_size, ...: see :class:`SemiSupervisedDataModule`. The default crop
-            ``(176, 224)`` fits in the 180x240 frames and is a multiple of 16.
+        crop_size: default ``(176, 224)``: fits in the 180x240 frames, a multiple of 16. The
+            other arguments: see :class:`SemiSupervisedDataModule`.
     """
 
     layout_help = (

@@ -91,7 +91,8 @@ class FolderDataModule(FileDataModule):
     Args:
         root: the data folder.
         class_file: YAML/JSON class file, relative to ``root`` or absolute.
-        image_dir, mask_dir: sub-folder names inside each split folder.
+        image_dir: image sub-folder name inside each split folder.
+        mask_dir: mask sub-folder name inside each split folder.
         unlabeled_dir: folder of unlabeled images (relative to ``root``), or None.
         predict_dir: folder of images to predict (relative to ``root`` or absolute), or None.
         mask_suffix: mask file name = ``<id><mask_suffix>``.

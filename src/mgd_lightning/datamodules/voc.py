@@ -23,7 +23,7 @@ VOC_CLASS_NAMES: tuple[str, ...] = (
 def voc_palette(n: int = 256) -> list[tuple[int, int, int]]:
     """The VOC colour map (bit-interleaving rule of the VOC devkit).
 
-    Example:
+    Examples:
         >>> voc_palette(3)
         [(0, 0, 0), (128, 0, 0), (0, 128, 0)]
     """
@@ -64,7 +64,8 @@ class PascalVOCDataModule(FileDataModule):
     Args:
         root: the ``pascal_voc`` folder.
         partition: CPS subset used when neither ``labeled_split`` nor ``labeled_ratio`` is given.
-        labeled_split, unlabeled_split: split files (ids or U2PL path pairs).
+        labeled_split: labeled split file (ids or U2PL path pairs).
+        unlabeled_split: unlabeled split file (ids or U2PL path pairs).
         val_split: validation list; default ``val.txt``.
         crop_size: default 512 (METHOD.md C.1).
     """

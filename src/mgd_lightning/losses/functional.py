@@ -90,7 +90,7 @@ def pixel_consistency_loss(
     Returns:
         Scalar loss. ``0`` (with a gradient path) when the threshold drops every pixel.
 
-    Example:
+    Examples:
         >>> g = torch.Generator().manual_seed(0)
         >>> student = torch.randn(2, 3, 4, 4, generator=g)
         >>> teacher = torch.randn(2, 3, 4, 4, generator=g)
@@ -141,7 +141,7 @@ def image_semantic_loss(
     Returns:
         Scalar loss.
 
-    Example:
+    Examples:
         >>> student = torch.zeros(2, 3, 4, 4)
         >>> teacher = torch.ones(2, 3, 4, 4)
         >>> image_semantic_loss(student, teacher).item()
@@ -209,7 +209,7 @@ def region_content_loss(
     Returns:
         Scalar loss.
 
-    Example:
+    Examples:
         >>> g = torch.Generator().manual_seed(0)
         >>> features = torch.randn(2, 8, 14, 14, generator=g)
         >>> region_content_loss(features, features).item()

@@ -21,7 +21,7 @@ class ImageSemanticLoss(nn.Module):
         - teacher_logits: ``(B, K, H', W')`` logits of the deep teacher, no gradient.
         - output: scalar.
 
-    Example:
+    Examples:
         >>> import torch
         >>> loss = ImageSemanticLoss(reduction="mean")
         >>> loss(torch.zeros(2, 3, 4, 4), torch.full((2, 3, 8, 8), 0.5)).item()

@@ -34,7 +34,7 @@ def ohem_cross_entropy(
     Returns:
         Scalar loss.
 
-    Example:
+    Examples:
         >>> logits = torch.tensor([[[[4.0, 0.0]], [[0.0, 0.0]]]])  # (1, 2, 1, 2)
         >>> target = torch.tensor([[[0, 0]]])
         >>> round(ohem_cross_entropy(logits, target, threshold=0.7, min_kept=1).item(), 4)

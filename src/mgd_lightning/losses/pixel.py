@@ -21,7 +21,7 @@ class PixelConsistencyLoss(nn.Module):
         - teacher_logits: ``(B, K, H, W)`` logits, never receives a gradient.
         - output: scalar, the mean cross-entropy over kept pixels.
 
-    Example:
+    Examples:
         >>> import torch
         >>> loss = PixelConsistencyLoss()
         >>> logits = torch.tensor([[[[2.0]], [[0.0]]]])  # (1, 2, 1, 1)

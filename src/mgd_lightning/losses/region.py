@@ -21,7 +21,7 @@ class RegionContentLoss(nn.Module):
         - teacher_features: ``(B, C_t, H_t, W_t)`` decoder features of the wide teacher.
         - output: scalar.
 
-    Example:
+    Examples:
         >>> import torch
         >>> loss = RegionContentLoss(grid_size=2)
         >>> features = torch.arange(32.0).reshape(1, 2, 4, 4)

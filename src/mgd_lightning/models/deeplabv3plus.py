@@ -211,7 +211,7 @@ class DeepLabV3Plus(nn.Module):
         - output: :class:`~mgd_lightning.models.SegmentationOutput` with logits
           ``(B, K, H, W)`` and features ``(B, C, H/4, W/4)``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> net = DeepLabV3Plus("resnet10t", num_classes=3, head_channels=16).eval()
         >>> logits, features = net(torch.zeros(1, 3, 64, 64))

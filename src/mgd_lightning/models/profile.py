@@ -58,7 +58,7 @@ def count_flops(
     Returns:
         The FLOP count (an integer).
 
-    Example:
+    Examples:
         >>> from torch import nn
         >>> net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8))
         >>> count_flops(net, (4, 4))  # 8*4*4 * 3*3*3 + 2 * 8*4*4
@@ -113,7 +113,7 @@ def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
     Returns:
         The number of scalar parameters.
 
-    Example:
+    Examples:
         >>> from torch import nn
         >>> count_parameters(nn.Conv2d(3, 8, 3))
         224

@@ -109,7 +109,7 @@ class TeacherPair(nn.Module):
         - output: :class:`TeacherOutputs`; logits ``(B_i, K, H_i, W_i)`` and features
           ``(B_i, C, H_i/4, W_i/4)`` for each view and teacher asked for.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from mgd_lightning.models import DeepLabV3Plus
         >>> def tiny():

@@ -1,0 +1,57 @@
+"""Every shipped recipe composes and parses with the real CLI (nothing is instantiated)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mgd_lightning.cli import main
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+TRAINERS = {"voc": "voc_4gpu.yaml", "cityscapes": "cityscapes_8gpu.yaml"}
+
+
+def _print_config(*files: Path) -> dict:
+    args = ["fit"]
+    for file in files:
+        args += ["--config", str(file)]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as exit_info:
+        main([*args, "--print_config"])
+    assert exit_info.value.code in (0, None)
+    return yaml.safe_load(out.getvalue())
+
+
+@pytest.mark.parametrize(
+    "model", sorted(p.relative_to(CONFIGS / "model") for p in (CONFIGS / "model").rglob("*.yaml")
+                    if p.parent.name in TRAINERS), ids=str,
+)
+def test_paper_recipe_parses(model: Path) -> None:
+    dataset = model.parts[0]
+    config = _print_config(
+        CONFIGS / "data" / f"{dataset}.yaml",
+        CONFIGS / "trainer" / TRAINERS[dataset],
+        CONFIGS / "partition" / f"{dataset}_1-8.yaml",
+        CONFIGS / "model" / model,
+    )
+    assert config["trainer"]["max_epochs"] == (34 if dataset == "voc" else 137)
+    assert config["data"]["init_args"]["partition"] == "1-8"
+    assert config["model"]["class_path"].startswith("mgd_lightning.tasks.")
+
+
+@pytest.mark.parametrize("partition", ["1-16", "1-4", "1-2"])
+@pytest.mark.parametrize("dataset", ["voc", "cityscapes"])
+def test_partitions_set_split_and_epochs(dataset: str, partition: str) -> None:
+    config = _print_config(
+        CONFIGS / "data" / f"{dataset}.yaml",
+        CONFIGS / "partition" / f"{dataset}_{partition}.yaml",
+        CONFIGS / "model" / dataset / "student_r18_mgd.yaml",
+    )
+    epochs = {"voc": {"1-16": 32, "1-4": 40, "1-2": 60},
+              "cityscapes": {"1-16": 128, "1-4": 160, "1-2": 240}}
+    assert config["trainer"]["max_epochs"] == epochs[dataset][partition]
+    assert config["data"]["init_args"]["partition"] == partition
