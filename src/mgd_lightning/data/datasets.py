@@ -132,10 +132,20 @@ def check_files_exist(files: Sequence[SampleFiles], need_masks: bool, what: str)
         )
 
 
-def _draw_seed(rank: int) -> int:
-    """A per-sample seed from torch's global RNG (seeded per worker), mixed with the rank."""
-    drawn = int(torch.randint(0, 2**62, (1,)).item())
+def _draw_seed(rank: int, drawn: int | None = None) -> int:
+    """A per-sample seed mixed with the rank: ``drawn`` (from a resumable sampler's key) or one
+    drawn from torch's global RNG (seeded per worker)."""
+    if drawn is None:
+        drawn = int(torch.randint(0, 2**62, (1,)).item())
     return int(np.random.SeedSequence([drawn, rank]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def _split_key(key: Any, rank: int) -> tuple[int, int]:
+    """``(index, seed)`` from an index, or from a ``(index, seed)`` key of
+    :class:`~mgd_lightning.data.sampling.ResumableRandomSampler`."""
+    if isinstance(key, tuple | list):
+        return int(key[0]), _draw_seed(rank, int(key[1]))
+    return int(key), _draw_seed(rank)
 
 
 class BaseSegmentationDataset(Dataset[Any], abc.ABC):
@@ -181,9 +191,10 @@ class BaseSegmentationDataset(Dataset[Any], abc.ABC):
         """Ids of all samples, in order."""
         return [self.name(i) for i in range(len(self))]
 
-    def __getitem__(self, index: int) -> Any:
+    def __getitem__(self, key: int | tuple[int, int]) -> Any:
+        index, sample_seed = _split_key(key, self.rank)
         raw = self.read(index)
-        seed = _draw_seed(self.rank) if self.transform.is_random else None
+        seed = sample_seed if self.transform.is_random else None
         image, mask = self.transform(raw.image, raw.mask if self.with_masks else None, seed=seed)
         if self.with_masks:
             assert mask is not None
@@ -372,8 +383,8 @@ class UnlabeledPairDataset(Dataset[UnlabeledPairSample]):
     def __len__(self) -> int:
         return len(self.source)
 
-    def __getitem__(self, index: int) -> UnlabeledPairSample:
-        seed = _draw_seed(self.rank)
+    def __getitem__(self, key: int | tuple[int, int]) -> UnlabeledPairSample:
+        index, seed = _split_key(key, self.rank)
         rng = np.random.default_rng(seed)
         n = len(self.source)
         partner = index if self.same_image else (index + 1 + int(rng.integers(n - 1))) % n

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import lightning.pytorch as pl
+import numpy as np
+import torch
 from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import DataLoader, default_collate
 
@@ -32,6 +34,7 @@ from mgd_lightning.data.datasets import (
     UnlabeledPairDataset,
     check_files_exist,
 )
+from mgd_lightning.data.sampling import ResumableRandomSampler
 from mgd_lightning.data.splits import SplitEntry, nested_partition, read_split_file
 from mgd_lightning.data.transforms import (
     DEFAULT_SCALES,
@@ -132,6 +135,8 @@ class SemiSupervisedDataModule(pl.LightningDataModule, abc.ABC):
         validate: bool = False,
     ) -> None:
         super().__init__()
+        self._resume_from: tuple[int, int] | None = None
+        self._samplers: dict[str, ResumableRandomSampler] | None = None
         self.num_classes = _check_positive_int("num_classes", num_classes)
         self.ignore_index = int(ignore_index)
         if 0 <= self.ignore_index < self.num_classes:
@@ -285,6 +290,23 @@ class SemiSupervisedDataModule(pl.LightningDataModule, abc.ABC):
             "persistent_workers": self.persistent_workers and self.num_workers > 0,
         }
 
+    def state_dict(self) -> dict[str, Any]:
+        """Where the training stream is: the epoch and the batches consumed in it.
+
+        Saved in every checkpoint; :meth:`load_state_dict` makes the next ``train_dataloader``
+        continue exactly there (one process; under DDP the order is reproducible per epoch).
+        """
+        trainer = getattr(self, "trainer", None)
+        if trainer is None or not hasattr(trainer, "fit_loop"):
+            return {}
+        progress = trainer.fit_loop.epoch_loop.batch_progress.current
+        return {"epoch": int(trainer.current_epoch), "consumed": int(progress.processed)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Continue the training stream where :meth:`state_dict` says it was."""
+        if "epoch" in state_dict and "consumed" in state_dict:
+            self._resume_from = (int(state_dict["epoch"]), int(state_dict["consumed"]))
+
     def _rank(self) -> int:
         trainer = getattr(self, "trainer", None)
         return int(trainer.global_rank) if trainer is not None else 0
@@ -296,14 +318,36 @@ class SemiSupervisedDataModule(pl.LightningDataModule, abc.ABC):
         rank = self._rank()
         self.labeled_dataset.rank = rank
         self.unlabeled_dataset.rank = rank
+        # Every random choice of the training stream comes from (seed, epoch, pass) through these
+        # samplers, so that a run resumed mid-epoch sees exactly the batches it would have seen.
+        # The samplers live as long as the datamodule: iterating again (a new epoch, or a new
+        # train_dataloader() call outside Lightning) continues with a new pass and a new order.
+        if self._samplers is None:
+            seeds = np.random.SeedSequence([self.seed, torch.initial_seed()]).generate_state(2)
+            self._samplers = {
+                "labeled": ResumableRandomSampler(len(self.labeled_dataset), int(seeds[0])),
+                "unlabeled": ResumableRandomSampler(len(self.unlabeled_dataset), int(seeds[1])),
+            }
+        samplers = self._samplers
         labeled = DataLoader(
-            self.labeled_dataset, batch_size=self.batch_size, shuffle=True,
+            self.labeled_dataset, batch_size=self.batch_size, sampler=samplers["labeled"],
             drop_last=self.drop_last, **self._loader_kwargs(),
         )
         unlabeled = DataLoader(
-            self.unlabeled_dataset, batch_size=self.unlabeled_batch_size, shuffle=True,
-            drop_last=self.drop_last, **self._loader_kwargs(),
+            self.unlabeled_dataset, batch_size=self.unlabeled_batch_size,
+            sampler=samplers["unlabeled"], drop_last=self.drop_last, **self._loader_kwargs(),
         )
+        if self._resume_from is not None:
+            epoch, consumed = self._resume_from
+            self._resume_from = None
+            if consumed >= len(unlabeled):  # the checkpoint was written at the epoch's end
+                epoch, consumed = epoch + 1, 0
+            for loader in (labeled, unlabeled):
+                per_pass = len(loader)
+                sampler = loader.sampler
+                assert isinstance(sampler, ResumableRandomSampler)
+                sampler.resume(epoch, consumed // per_pass, (consumed % per_pass) * (
+                    loader.batch_size or 1))
         return CombinedLoader({"labeled": labeled, "unlabeled": unlabeled}, mode="max_size_cycle")
 
     def _eval_loader(self, stage: Stage) -> DataLoader[Any]:

@@ -83,17 +83,27 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Any:
     try:
         return torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        if "weights_only" not in str(err):  # a damaged pickle stream, not a refused object
+            raise ValueError(
+                f"cannot read {str(file)!r} as a torch checkpoint: it is truncated or damaged "
+                f"({_first_line(err)}); use an earlier checkpoint"
+            ) from err
         raise ValueError(
             f"refused to load {str(file)!r}: it holds pickled Python objects (code or custom "
             "classes), which are never unpickled here. Re-save it with plain tensors, e.g. "
             "`torch.save(model.state_dict(), path)` or `safetensors.torch.save_file(...)`. "
-            f"Original error: {str(err).splitlines()[0]}"
+            f"Original error: {_first_line(err)}"
         ) from err
-    except (RuntimeError, EOFError) as err:
+    except (RuntimeError, EOFError, ValueError, OSError) as err:
         raise ValueError(
-            f"cannot read {str(file)!r} as a torch checkpoint (truncated or not a torch file): "
-            f"{str(err).splitlines()[0]}"
+            f"cannot read {str(file)!r} as a torch checkpoint: it is truncated, damaged or not "
+            f"a torch file ({_first_line(err)}); use an earlier checkpoint"
         ) from err
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, Tensor]:
