@@ -19,6 +19,7 @@ from lightning.pytorch import LightningDataModule
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import WandbLogger
 
+from mgd_lightning.models.weights import load_checkpoint
 from mgd_lightning.tasks.base import SegmentationTask
 
 __all__ = ["MGDLightningCLI", "main"]
@@ -36,6 +37,13 @@ class MGDLightningCLI(LightningCLI):
         ):
             parser.link_arguments(source, target, apply_on="instantiate")
 
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """Parse, then check ``--ckpt_path`` before Lightning reads it."""
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        if subcommand:
+            _check_checkpoint_path(self.config[subcommand].get("ckpt_path"))
+
     def before_instantiate_classes(self) -> None:
         """Add the default callbacks unless the config names its own ``trainer.callbacks``.
 
@@ -45,7 +53,9 @@ class MGDLightningCLI(LightningCLI):
         logger, so that a stage's checkpoint has a predictable path.
         """
         config = self.config.get(self.subcommand) if self.subcommand else self.config
-        trainer = config.get("trainer") if config is not None else None
+        if config is None:
+            return
+        trainer = config.get("trainer")
         if trainer is None or trainer.get("callbacks") is not None:
             return
         callbacks = []
@@ -64,6 +74,18 @@ class MGDLightningCLI(LightningCLI):
                 )
             )
         trainer["callbacks"] = callbacks
+
+
+def _check_checkpoint_path(path: Any) -> None:
+    """Fail before anything is built when ``--ckpt_path`` is missing, damaged or unsafe."""
+    if path is None or path in ("last", "best", "hpc", "registry"):
+        return
+    if not os.path.isfile(str(path)):
+        raise FileNotFoundError(
+            f"--ckpt_path {path!r} does not exist; give the path of a .ckpt file, e.g. "
+            "<default_root_dir>/checkpoints/last.ckpt"
+        )
+    load_checkpoint(path)  # raises a ValueError naming the file if truncated or pickled code
 
 
 def trainer_defaults() -> dict[str, Any]:
