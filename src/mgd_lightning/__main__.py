@@ -1,6 +1,6 @@
 """``python -m mgd_lightning``: the same as the ``mgd-lightning`` command."""
 
-from mgd_lightning.cli import main
+from mgd_lightning.cli import console_main
 
 if __name__ == "__main__":
-    main()
+    console_main()

@@ -22,7 +22,7 @@ from lightning.pytorch.loggers import WandbLogger
 from mgd_lightning.models.weights import load_checkpoint
 from mgd_lightning.tasks.base import SegmentationTask
 
-__all__ = ["MGDLightningCLI", "main"]
+__all__ = ["MGDLightningCLI", "console_main", "main"]
 
 
 class MGDLightningCLI(LightningCLI):
@@ -138,3 +138,13 @@ def main(args: Sequence[str] | None = None, run: bool = True) -> Any:
         run=run,
         args=None if args is None else list(args),
     )
+
+
+def console_main() -> None:
+    """Entry point of the ``mgd-lightning`` command and ``python -m mgd_lightning``.
+
+    Exits with the extra commands' status (0 on success) and 0 after a LightningCLI run;
+    errors propagate as exceptions (non-zero exit).
+    """
+    result = main()
+    sys.exit(result if isinstance(result, int) else 0)
