@@ -26,8 +26,12 @@ class ToyNet(nn.Module):
     def __init__(self, num_classes: int, width: int) -> None:
         super().__init__()
         self.encoder = nn.Sequential(
-            nn.Conv2d(3, width, 3, stride=2, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
-            nn.Conv2d(width, width, 3, stride=2, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+            nn.Conv2d(3, width, 3, stride=2, padding=1),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.Conv2d(width, width, 3, stride=2, padding=1),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
         )
         self.classifier = nn.Conv2d(width, num_classes, 1)
 
@@ -66,8 +70,10 @@ def main(steps: int = 20, num_classes: int = 4, size: int = 32, seed: int = 0) -
         logits_m, features_m = student(x_m)
         loss_sup = F.cross_entropy(logits_l, y)
         loss_pixel = (
-            pixel(logits_l, deep_l) + pixel(logits_l, wide_l)
-            + pixel(logits_m, deep_m_logits) + pixel(logits_m, wide_m_logits)
+            pixel(logits_l, deep_l)
+            + pixel(logits_l, wide_l)
+            + pixel(logits_m, deep_m_logits)
+            + pixel(logits_m, wide_m_logits)
         )
         loss_image = image(logits_m, deep_on_mixed)
         loss_region = region(features_m, wide_features)
@@ -76,8 +82,11 @@ def main(steps: int = 20, num_classes: int = 4, size: int = 32, seed: int = 0) -
         loss.backward()
         optimizer.step()
         terms = {
-            "sup": loss_sup.item(), "pixel": loss_pixel.item(),
-            "image": loss_image.item(), "region": loss_region.item(), "total": loss.item(),
+            "sup": loss_sup.item(),
+            "pixel": loss_pixel.item(),
+            "image": loss_image.item(),
+            "region": loss_region.item(),
+            "total": loss.item(),
         }
         if step % 5 == 0 or step == steps - 1:
             print(f"step {step:3d} " + " ".join(f"{k}={v:.4f}" for k, v in terms.items()))
