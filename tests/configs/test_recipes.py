@@ -55,3 +55,10 @@ def test_partitions_set_split_and_epochs(dataset: str, partition: str) -> None:
               "cityscapes": {"1-16": 128, "1-4": 160, "1-2": 240}}
     assert config["trainer"]["max_epochs"] == epochs[dataset][partition]
     assert config["data"]["init_args"]["partition"] == partition
+
+
+@pytest.mark.parametrize("model", sorted((CONFIGS / "model" / "camvid").glob("*.yaml")), ids=str)
+def test_camvid_configs_parse(model: Path) -> None:
+    config = _print_config(CONFIGS / "data" / "camvid.yaml", CONFIGS / "trainer" / "cpu.yaml", model)
+    assert config["data"]["class_path"].endswith("CamVidDataModule")
+    assert config["trainer"]["precision"] == "bf16-mixed"
