@@ -77,6 +77,20 @@ def eval_collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
     return default_collate(samples)
 
 
+class _StreamLoader(DataLoader[Any]):
+    """A training loader that Lightning may resume mid-epoch.
+
+    The stream's position lives in the datamodule's own state (``state_dict``), which is
+    restored before the loaders are built; this loader only tells Lightning it is resumable.
+    """
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        return None
+
+
 class SemiSupervisedDataModule(pl.LightningDataModule, abc.ABC):
     """Base datamodule yielding the batch contract of :mod:`mgd_lightning.data.batch`.
 
@@ -329,11 +343,11 @@ class SemiSupervisedDataModule(pl.LightningDataModule, abc.ABC):
                 "unlabeled": ResumableRandomSampler(len(self.unlabeled_dataset), int(seeds[1])),
             }
         samplers = self._samplers
-        labeled = DataLoader(
+        labeled = _StreamLoader(
             self.labeled_dataset, batch_size=self.batch_size, sampler=samplers["labeled"],
             drop_last=self.drop_last, **self._loader_kwargs(),
         )
-        unlabeled = DataLoader(
+        unlabeled = _StreamLoader(
             self.unlabeled_dataset, batch_size=self.unlabeled_batch_size,
             sampler=samplers["unlabeled"], drop_last=self.drop_last, **self._loader_kwargs(),
         )
