@@ -168,7 +168,8 @@ class SegmentationTask(L.LightningModule):
             if self.non_finite == "raise":
                 raise NonFiniteLossError(
                     f"non-finite loss at {where}: term(s) {', '.join(bad) or 'total'} = "
-                    f"{[float(terms[b].detach()) for b in bad]}; lower the learning rate, check the data, "
+                    f"{[float(terms[b].detach()) for b in bad]}; lower the learning rate, check "
+                    "the data, "
                     "or set non_finite='skip' to skip such steps"
                 )
             self.skipped_steps += 1
