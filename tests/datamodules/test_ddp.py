@@ -1,4 +1,4 @@
-"""DDP on CPU (2 processes, gloo): Lightning injects DistributedSampler into both loaders of
+"""DDP on CPU (2 processes, gloo): Lightning wraps both samplers of
 the CombinedLoader, calls set_epoch, and per-sample seeds differ per rank. Slow (spawns)."""
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from typing import Any
 import lightning.pytorch as pl
 import pytest
 import torch
-from torch.utils.data import DistributedSampler
 
 from mgd_lightning.datamodules import SyntheticDataModule
 
@@ -53,7 +52,8 @@ def test_ddp_samplers_and_seeding(tmp_path: Path) -> None:
     trainer.fit(_DDPRecorder(str(tmp_path)), datamodule=dm)
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     for seen in ranks:
-        assert seen[0]["samplers"] == [DistributedSampler.__name__] * 2
+        # Lightning wraps the datamodule's resumable samplers in a distributed wrapper.
+        assert seen[0]["samplers"] == ["DistributedSamplerWrapper"] * 2
         epoch_marks = [s for s in seen if "samplers" in s]
         assert [m["epochs"] for m in epoch_marks] == [[0, 0], [1, 1]]
     steps = [[s for s in seen if "name_a" in s] for seen in ranks]
