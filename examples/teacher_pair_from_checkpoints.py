@@ -63,7 +63,7 @@ def main(workdir: str | None = None) -> TeacherPair:
         paths[role] = trainer.checkpoint_callback.last_model_path  # type: ignore[union-attr]
 
     # 1. From the checkpoints alone.
-    pair = TeacherPair.from_checkpoints(paths["deep"], paths["wide"], autocast_dtype=None)
+    pair = TeacherPair.from_checkpoints(paths["deep"], paths["wide"])
     print("from checkpoints:", {k: v and v["sha256"][:12] for k, v in pair.sources.items()})
 
     # 2. Your architecture plus a weights file (here: a safetensors state dict).

@@ -27,8 +27,13 @@ def _print_config(*files: Path) -> dict:
 
 
 @pytest.mark.parametrize(
-    "model", sorted(p.relative_to(CONFIGS / "model") for p in (CONFIGS / "model").rglob("*.yaml")
-                    if p.parent.name in TRAINERS), ids=str,
+    "model",
+    sorted(
+        p.relative_to(CONFIGS / "model")
+        for p in (CONFIGS / "model").rglob("*.yaml")
+        if p.parent.name in TRAINERS
+    ),
+    ids=str,
 )
 def test_paper_recipe_parses(model: Path) -> None:
     dataset = model.parts[0]
@@ -51,14 +56,18 @@ def test_partitions_set_split_and_epochs(dataset: str, partition: str) -> None:
         CONFIGS / "partition" / f"{dataset}_{partition}.yaml",
         CONFIGS / "model" / dataset / "student_r18_mgd.yaml",
     )
-    epochs = {"voc": {"1-16": 32, "1-4": 40, "1-2": 60},
-              "cityscapes": {"1-16": 128, "1-4": 160, "1-2": 240}}
+    epochs = {
+        "voc": {"1-16": 32, "1-4": 40, "1-2": 60},
+        "cityscapes": {"1-16": 128, "1-4": 160, "1-2": 240},
+    }
     assert config["trainer"]["max_epochs"] == epochs[dataset][partition]
     assert config["data"]["init_args"]["partition"] == partition
 
 
 @pytest.mark.parametrize("model", sorted((CONFIGS / "model" / "camvid").glob("*.yaml")), ids=str)
 def test_camvid_configs_parse(model: Path) -> None:
-    config = _print_config(CONFIGS / "data" / "camvid.yaml", CONFIGS / "trainer" / "cpu.yaml", model)
+    config = _print_config(
+        CONFIGS / "data" / "camvid.yaml", CONFIGS / "trainer" / "cpu.yaml", model
+    )
     assert config["data"]["class_path"].endswith("CamVidDataModule")
     assert config["trainer"]["precision"] == "bf16-mixed"

@@ -80,10 +80,10 @@ def test_batch_mode_uses_batch_statistics_and_keeps_buffers() -> None:
     deep, wide = make_tiny(seed=1), make_tiny(seed=2)
     _randomise_bn_stats(deep)
     _randomise_bn_stats(wide)
-    eval_pair = TeacherPair(deep, wide, bn_mode="eval")
+    eval_pair = TeacherPair(deep, wide, bn_mode="eval", autocast_dtype=None)
     x = torch.randn(4, 3, 32, 32)
     eval_out = eval_pair.run("deep", x)
-    batch_pair = TeacherPair(deep, wide, bn_mode="batch").train()
+    batch_pair = TeacherPair(deep, wide, bn_mode="batch", autocast_dtype=None).train()
     before = _bn_buffers(batch_pair)
     batch_out = batch_pair.run("deep", x)
     after = _bn_buffers(batch_pair)
@@ -166,7 +166,8 @@ def test_from_files_records_sources(tmp_path: Path) -> None:
     )
     wide_file = tmp_path / "teacher-wide.pt"
     torch.save(wide_src.state_dict(), wide_file)
-    pair = TeacherPair(make_tiny(), make_tiny(), deep_weights=deep_file, wide_weights=wide_file)
+    pair = TeacherPair(make_tiny(), make_tiny(), deep_weights=deep_file, wide_weights=wide_file,
+                       autocast_dtype=None)
     assert pair.sources["deep"] == {"path": str(deep_file), "sha256": sha256_file(deep_file)}
     assert pair.sources["wide"] == {"path": str(wide_file), "sha256": sha256_file(wide_file)}
     x = torch.randn(2, 3, 32, 32)

@@ -16,7 +16,6 @@ import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mgd_lightning.models.deeplabv3plus import DeepLabV3Plus
 from mgd_lightning.models.outputs import SegmentationOutput
 from mgd_lightning.models.spec import network_from_checkpoint
 from mgd_lightning.models.weights import (
@@ -29,7 +28,7 @@ __all__ = ["BNMode", "TeacherName", "TeacherOutputs", "TeacherPair"]
 
 TeacherName = Literal["deep", "wide"]
 BNMode = Literal["eval", "batch"]
-_AutocastName = Literal["bfloat16", "float16"]
+_AutocastName = Literal["auto", "bfloat16", "float16"]
 _NAMES: tuple[TeacherName, ...] = ("deep", "wide")
 
 
@@ -71,10 +70,10 @@ class TeacherPair(nn.Module):
     """Two frozen teachers, locked in eval mode, run without building a graph.
 
     Parameters have ``requires_grad=False``; ``.train()`` on the pair (or on a parent module)
-    leaves both teachers in eval mode; every forward runs under ``torch.no_grad()`` (not
-    ``inference_mode``: its tensors could not be saved for the backward of losses such as
-    ``F.mse_loss`` that take them as targets). Keep the pair's parameters out of the
-    optimizer.
+    leaves both teachers in eval mode; every forward runs under ``torch.inference_mode()`` and
+    the outputs are converted (to the input dtype) or copied outside it, so they are ordinary
+    tensors that losses such as ``F.mse_loss`` can save for backward (an inference tensor
+    cannot be). Keep the pair's parameters out of the optimizer.
 
     Args:
         deep: T_D, the deep teacher (e.g. :class:`~mgd_lightning.models.TeacherResNet101`);
@@ -91,7 +90,10 @@ class TeacherPair(nn.Module):
             per call (the ASPP pooling branch normalises a ``(B, C, 1, 1)`` map).
         autocast_dtype: ``"bfloat16"``/``"float16"`` (or a ``torch.dtype``) to run the
             teachers under ``torch.autocast`` on the input's device type; outputs are cast
-            back to the input dtype. ``None``: no autocast.
+            back to the input dtype. ``None``: no autocast (fp32). ``"auto"`` (default) picks
+            bfloat16 where the device computes it natively: CUDA devices with native bf16
+            (Ampere and later) and CPUs whose oneDNN supports bf16 (AVX512-BF16 or AMX);
+            fp32 elsewhere. See ``docs/performance.md`` for speed and agreement.
         deep_weights: a local file for ``deep`` (a state dict or a checkpoint of this
             library's training modules), loaded strictly with
             :func:`~mgd_lightning.models.load_network_weights` (prefix ``"auto"``).
@@ -128,7 +130,7 @@ class TeacherPair(nn.Module):
         deep: nn.Module | None = None,
         wide: nn.Module | None = None,
         bn_mode: BNMode = "eval",
-        autocast_dtype: _AutocastName | torch.dtype | None = None,
+        autocast_dtype: _AutocastName | torch.dtype | None = "auto",
         deep_weights: str | os.PathLike[str] | None = None,
         wide_weights: str | os.PathLike[str] | None = None,
         concat_views: bool = True,
@@ -144,7 +146,9 @@ class TeacherPair(nn.Module):
         self.deep = deep
         self.wide = wide
         self.bn_mode: BNMode = bn_mode
-        self.autocast_dtype = self._parse_dtype(autocast_dtype)
+        self.autocast_dtype: torch.dtype | Literal["auto"] | None = self._parse_dtype(
+            autocast_dtype
+        )
         self.concat_views = bool(concat_views)
         self.sources: dict[str, dict[str, str] | None] = {"deep": None, "wide": None}
         if deep_weights is not None:
@@ -175,22 +179,30 @@ class TeacherPair(nn.Module):
         return cls(None, None, deep_weights=deep, wide_weights=wide, **kwargs)
 
     @staticmethod
-    def _parse_dtype(value: _AutocastName | torch.dtype | None) -> torch.dtype | None:
-        if value is None or isinstance(value, torch.dtype):
+    def _parse_dtype(
+        value: _AutocastName | torch.dtype | None,
+    ) -> torch.dtype | Literal["auto"] | None:
+        if value is None or isinstance(value, torch.dtype) or value == "auto":
             return value
         table = {"bfloat16": torch.bfloat16, "float16": torch.float16}
         if value not in table:
             raise ValueError(
-                f"`autocast_dtype` must be 'bfloat16', 'float16', a torch.dtype or None, "
-                f"got {value!r}"
+                f"`autocast_dtype` must be 'auto', 'bfloat16', 'float16', a torch.dtype or "
+                f"None, got {value!r}"
             )
         return table[value]
+
+    def resolved_autocast_dtype(self, device: torch.device | str) -> torch.dtype | None:
+        """The autocast dtype used on ``device`` (``"auto"`` resolved; ``None``: fp32)."""
+        if self.autocast_dtype != "auto":
+            return self.autocast_dtype
+        return _native_bfloat16(torch.device(device))
 
     @classmethod
     def from_state_dicts(
         cls,
-        deep: DeepLabV3Plus,
-        wide: DeepLabV3Plus,
+        deep: nn.Module,
+        wide: nn.Module,
         deep_state: Mapping[str, Tensor],
         wide_state: Mapping[str, Tensor],
         **kwargs: Any,
@@ -271,9 +283,10 @@ class TeacherPair(nn.Module):
 
     def _context(self, x: Tensor, teacher: nn.Module) -> contextlib.ExitStack:
         stack = contextlib.ExitStack()
-        stack.enter_context(torch.no_grad())
-        if self.autocast_dtype is not None:
-            stack.enter_context(torch.autocast(x.device.type, dtype=self.autocast_dtype))
+        stack.enter_context(torch.inference_mode())
+        dtype = self.resolved_autocast_dtype(x.device)
+        if dtype is not None:
+            stack.enter_context(torch.autocast(x.device.type, dtype=dtype))
         if self.bn_mode == "batch":
             stack.enter_context(_batch_statistics(teacher))
         return stack
@@ -293,7 +306,8 @@ class TeacherPair(nn.Module):
         teacher.eval()
         with self._context(x, teacher):
             logits, features = teacher(x)
-        return SegmentationOutput(logits.to(x.dtype), features.to(x.dtype))
+        # Outside inference mode: a dtype conversion or a copy gives ordinary tensors.
+        return SegmentationOutput(_ordinary(logits, x.dtype), _ordinary(features, x.dtype))
 
     def forward(
         self, views: Sequence[Tensor], teachers: Sequence[TeacherName] = _NAMES
@@ -337,7 +351,9 @@ class TeacherPair(nn.Module):
         return TeacherOutputs(results["deep"], results["wide"])
 
     def extra_repr(self) -> str:
-        dtype = None if self.autocast_dtype is None else str(self.autocast_dtype)
+        dtype = self.autocast_dtype if self.autocast_dtype in (None, "auto") else str(
+            self.autocast_dtype
+        )
         return f"bn_mode={self.bn_mode!r}, autocast_dtype={dtype}, concat_views={self.concat_views}"
 
 
@@ -353,3 +369,20 @@ def _network_or_rebuilt(
             f"training modules (`{name}_weights`) to rebuild it from"
         )
     return network_from_checkpoint(weights)
+
+
+def _ordinary(tensor: Tensor, dtype: torch.dtype) -> Tensor:
+    """``tensor`` in ``dtype`` as an ordinary (non-inference) tensor, copied at most once."""
+    if tensor.dtype != dtype:
+        return tensor.to(dtype)
+    return tensor.clone()
+
+
+def _native_bfloat16(device: torch.device) -> torch.dtype | None:
+    """bfloat16 where ``device`` computes it natively, else ``None`` (fp32)."""
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else None
+    if device.type == "cpu":
+        supported = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+        return torch.bfloat16 if supported is not None and bool(supported()) else None
+    return None

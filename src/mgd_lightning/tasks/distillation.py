@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mgd_lightning.data.mixing import mix
 from mgd_lightning.losses import ImageSemanticLoss, PixelConsistencyLoss, RegionContentLoss
-from mgd_lightning.losses.functional import ImageReduction
+from mgd_lightning.losses.functional import ImageReduction, pseudo_labels
 from mgd_lightning.models.outputs import SegmentationOutput
 from mgd_lightning.models.teachers import TeacherName, TeacherPair
 from mgd_lightning.tasks.base import SegmentationTask
@@ -31,6 +33,14 @@ class DistillationModule(SegmentationTask):
     labeled and the mixed batch, separately, so each has its own BatchNorm statistics as in the
     reference); each teacher makes one batched pass, without gradient, over the views its terms
     need. A weight of 0 turns a term off and drops the passes only it needed.
+
+    Pseudo-labels are taken per view and then mixed (``mix(argmax T(u_a), argmax T(u_b), M)``,
+    equal to the argmax of the mixed logits because the mask selects whole pixels), so no mixed
+    ``(B, K, H, W)`` logits are materialised. With a teacher-label cache
+    (:mod:`mgd_lightning.cache`) the batch carries the labels instead: ``labeled`` gets
+    ``"teacher_labels"`` ``(B, 2, H, W)`` and ``unlabeled`` gets ``"teacher_labels_a"``,
+    ``"teacher_labels_b"`` (deep, wide; ``uint8``, 255 = no label, ignored); the teachers then
+    run on the mixed batch only, for the image- and region-level terms.
 
     Checkpoints hold the student and the optimiser state, not the teachers; they record each
     teacher's file and SHA-256, and resuming with different teacher files fails.
@@ -105,8 +115,15 @@ class DistillationModule(SegmentationTask):
         use_pixel = self.pixel_weight > 0
         use_image, use_region = self.image_weight > 0, self.region_weight > 0
 
+        cached = "teacher_labels" in labeled and "teacher_labels_a" in unlabeled
+        if cached and self.pixel_loss.confidence_threshold is not None:
+            raise ValueError(
+                "cached teacher labels are hard labels without confidences: unset "
+                "`pixel_confidence_threshold` or train without the teacher-label cache"
+            )
+
         # Teachers: one batched pass each over the views their terms need.
-        pixel_views = [x_l, u_a, u_b] if use_pixel else []
+        pixel_views = [x_l, u_a, u_b] if use_pixel and not cached else []
         deep = self._teacher_outputs("deep", pixel_views + ([x_m] if use_image else []))
         wide = self._teacher_outputs("wide", pixel_views + ([x_m] if use_region else []))
 
@@ -118,10 +135,19 @@ class DistillationModule(SegmentationTask):
             student_m = self.network(x_m)
         if use_pixel:
             pixel = x_l.new_zeros(())
-            for outputs in (deep, wide):
-                on_l, on_a, on_b = outputs[0], outputs[1], outputs[2]
-                pixel = pixel + self.pixel_loss(student_l[0], on_l.logits)
-                pixel = pixel + self.pixel_loss(student_m[0], mix(on_a.logits, on_b.logits, box))
+            may_ignore = cached or self.pixel_loss.confidence_threshold is not None
+            for t, outputs in enumerate((deep, wide)):
+                if cached:
+                    on_l = labeled["teacher_labels"][:, t]
+                    on_m = mix(unlabeled["teacher_labels_a"][:, t],
+                               unlabeled["teacher_labels_b"][:, t], box)
+                else:
+                    threshold = self.pixel_loss.confidence_threshold
+                    on_l = pseudo_labels(outputs[0].logits, threshold)
+                    on_m = mix(pseudo_labels(outputs[1].logits, threshold),
+                               pseudo_labels(outputs[2].logits, threshold), box)
+                pixel = pixel + _cross_entropy_on_labels(student_l[0], on_l, may_ignore)
+                pixel = pixel + _cross_entropy_on_labels(student_m[0], on_m, may_ignore)
             terms["pixel"] = pixel
             total = total + self.pixel_weight * pixel
         if use_image:
@@ -159,6 +185,26 @@ class DistillationModule(SegmentationTask):
                         "original teacher files or start a new run"
                     )
         super().on_load_checkpoint(checkpoint)
+
+
+def _cross_entropy_on_labels(student_logits: Tensor, labels: Tensor, may_ignore: bool) -> Tensor:
+    """``CE(student_logits, labels)``, the mean over labelled pixels, without a host sync.
+
+    Args:
+        student_logits: ``(B, K, H, W)`` logits (computed in float32; float64 stays).
+        labels: ``(B, H, W)`` class indices. With ``may_ignore``, ``-100`` (below the
+            confidence threshold) and values ``>= K`` (255: cache padding) are ignored and an
+            all-ignored batch gives 0, not NaN.
+        may_ignore: whether ``labels`` can hold ignored pixels.
+    """
+    dtype = torch.float64 if student_logits.dtype == torch.float64 else torch.float32
+    logits = student_logits.to(dtype)
+    labels = labels.long()
+    if not may_ignore:
+        return F.cross_entropy(logits, labels)
+    labels = labels.masked_fill(labels >= logits.shape[1], -100)
+    per_pixel = F.cross_entropy(logits, labels, ignore_index=-100, reduction="none")
+    return per_pixel.sum() / labels.ne(-100).sum().clamp_min(1)
 
 
 class MGDModule(DistillationModule):
