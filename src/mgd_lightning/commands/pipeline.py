@@ -96,23 +96,11 @@ class _Progress(pl.Callback):
 
 def _build_cli(args: list[str]) -> Any:
     """The stage's LightningCLI, parsed and instantiated but not run."""
-    from mgd_lightning.cli import MGDLightningCLI, trainer_defaults
-    from mgd_lightning.tasks.base import SegmentationTask
+    from mgd_lightning.cli import main as cli_main
 
-    os.environ.setdefault("WANDB_SILENT", "true")
     with warnings.catch_warnings():  # "args given and sys.argv too": intended here
         warnings.filterwarnings("ignore", message=".*args parameter is intended.*")
-        return MGDLightningCLI(
-            SegmentationTask,
-            LightningDataModule,
-            subclass_mode_model=True,
-            subclass_mode_data=True,
-            trainer_defaults=trainer_defaults(),
-            save_config_kwargs={"overwrite": True},
-            auto_configure_optimizers=False,
-            args=args,
-            run=False,
-        )
+        return cli_main(args, run=False)
 
 
 def _stage_args(
