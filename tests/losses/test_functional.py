@@ -341,3 +341,19 @@ def test_low_precision_inputs_compute_in_float32() -> None:
     teacher = _randn(2, 3, 8, 8, seed=20, dtype=torch.bfloat16)
     for fn in (pixel_consistency_loss, image_semantic_loss, region_content_loss):
         assert fn(student, teacher).dtype == torch.float32
+
+
+def test_pseudo_label_cross_entropy_ignores_marked_pixels() -> None:
+    from mgd_lightning.losses import pseudo_label_cross_entropy
+
+    student = _randn(1, 3, 1, 4, seed=21)
+    labels = torch.tensor([[[0, 2, -100, 255]]])  # -100: below a threshold; 255: padding
+    expected = F.cross_entropy(student[..., :2], labels[..., :2])
+    assert pseudo_label_cross_entropy(student, labels).item() == pytest.approx(expected.item())
+    assert pseudo_label_cross_entropy(student, torch.full((1, 1, 4), 255)).item() == 0.0
+    teacher = _randn(1, 3, 1, 4, seed=22)
+    assert pseudo_label_cross_entropy(student, teacher.argmax(1), may_ignore=False) == (
+        pixel_consistency_loss(student, teacher)
+    )
+    with pytest.raises(ValueError, match="labels"):
+        pseudo_label_cross_entropy(student, labels[..., :3])

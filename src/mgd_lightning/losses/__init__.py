@@ -3,6 +3,7 @@
 from mgd_lightning.losses.functional import (
     image_semantic_loss,
     pixel_consistency_loss,
+    pseudo_label_cross_entropy,
     pseudo_labels,
     region_content_loss,
     region_similarity,
@@ -20,6 +21,7 @@ __all__ = [
     "image_semantic_loss",
     "ohem_cross_entropy",
     "pixel_consistency_loss",
+    "pseudo_label_cross_entropy",
     "pseudo_labels",
     "region_content_loss",
     "region_similarity",

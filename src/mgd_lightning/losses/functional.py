@@ -16,6 +16,7 @@ from torch import Tensor
 __all__ = [
     "image_semantic_loss",
     "pixel_consistency_loss",
+    "pseudo_label_cross_entropy",
     "pseudo_labels",
     "region_content_loss",
     "region_similarity",
@@ -108,13 +109,43 @@ def pixel_consistency_loss(
             "the input size first"
         )
     labels = pseudo_labels(teacher_logits, confidence_threshold)
+    return pseudo_label_cross_entropy(
+        student_logits, labels, may_ignore=confidence_threshold is not None
+    )
+
+
+def pseudo_label_cross_entropy(
+    student_logits: Tensor, labels: Tensor, may_ignore: bool = True
+) -> Tensor:
+    """Cross-entropy of student logits against hard (pseudo-)labels: the pixel-level term.
+
+    :func:`pixel_consistency_loss` is this applied to :func:`pseudo_labels` of teacher logits;
+    call it directly with labels made elsewhere (mixed label maps, cached teacher labels).
+
+    Args:
+        student_logits: Student logits, shape ``(B, K, H, W)``, with gradient.
+        labels: Class indices, shape ``(B, H, W)``.
+        may_ignore: Whether ``labels`` can hold ignored pixels: ``-100`` (below a confidence
+            threshold) or values ``>= K`` (e.g. 255 padding). They are left out of the mean,
+            and an all-ignored batch gives 0, not NaN. ``False`` takes the plain mean.
+
+    Returns:
+        Scalar loss, the mean over labelled pixels, computed without a host sync.
+    """
+    _check_rank("student_logits", student_logits, 4, "(B, K, H, W)")
+    if labels.shape != student_logits.shape[:1] + student_logits.shape[2:]:
+        raise ValueError(
+            f"`labels` must have shape (B, H, W) = {tuple(student_logits.shape[:1])} + "
+            f"{tuple(student_logits.shape[2:])}, got {tuple(labels.shape)}"
+        )
     logits = student_logits.to(_compute_dtype(student_logits))
-    if confidence_threshold is None:
+    labels = labels.long()
+    if not may_ignore:
         return F.cross_entropy(logits, labels)
     # Sum / count instead of the mean reduction: an all-ignored batch gives 0, not NaN.
+    labels = labels.masked_fill(labels >= logits.shape[1], _IGNORE)
     per_pixel = F.cross_entropy(logits, labels, ignore_index=_IGNORE, reduction="none")
-    count = (labels != _IGNORE).sum().clamp_min(1)
-    return per_pixel.sum() / count
+    return per_pixel.sum() / labels.ne(_IGNORE).sum().clamp_min(1)
 
 
 def image_semantic_loss(

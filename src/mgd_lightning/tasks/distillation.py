@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mgd_lightning.data.mixing import mix
 from mgd_lightning.losses import ImageSemanticLoss, PixelConsistencyLoss, RegionContentLoss
-from mgd_lightning.losses.functional import ImageReduction, pseudo_labels
+from mgd_lightning.losses.functional import (
+    ImageReduction,
+    pseudo_label_cross_entropy,
+    pseudo_labels,
+)
 from mgd_lightning.models.outputs import SegmentationOutput
 from mgd_lightning.models.teachers import TeacherName, TeacherPair
 from mgd_lightning.tasks.base import SegmentationTask
@@ -139,15 +141,21 @@ class DistillationModule(SegmentationTask):
             for t, outputs in enumerate((deep, wide)):
                 if cached:
                     on_l = labeled["teacher_labels"][:, t]
-                    on_m = mix(unlabeled["teacher_labels_a"][:, t],
-                               unlabeled["teacher_labels_b"][:, t], box)
+                    on_m = mix(
+                        unlabeled["teacher_labels_a"][:, t],
+                        unlabeled["teacher_labels_b"][:, t],
+                        box,
+                    )
                 else:
                     threshold = self.pixel_loss.confidence_threshold
                     on_l = pseudo_labels(outputs[0].logits, threshold)
-                    on_m = mix(pseudo_labels(outputs[1].logits, threshold),
-                               pseudo_labels(outputs[2].logits, threshold), box)
-                pixel = pixel + _cross_entropy_on_labels(student_l[0], on_l, may_ignore)
-                pixel = pixel + _cross_entropy_on_labels(student_m[0], on_m, may_ignore)
+                    on_m = mix(
+                        pseudo_labels(outputs[1].logits, threshold),
+                        pseudo_labels(outputs[2].logits, threshold),
+                        box,
+                    )
+                pixel = pixel + pseudo_label_cross_entropy(student_l[0], on_l, may_ignore)
+                pixel = pixel + pseudo_label_cross_entropy(student_m[0], on_m, may_ignore)
             terms["pixel"] = pixel
             total = total + self.pixel_weight * pixel
         if use_image:
@@ -185,26 +193,6 @@ class DistillationModule(SegmentationTask):
                         "original teacher files or start a new run"
                     )
         super().on_load_checkpoint(checkpoint)
-
-
-def _cross_entropy_on_labels(student_logits: Tensor, labels: Tensor, may_ignore: bool) -> Tensor:
-    """``CE(student_logits, labels)``, the mean over labelled pixels, without a host sync.
-
-    Args:
-        student_logits: ``(B, K, H, W)`` logits (computed in float32; float64 stays).
-        labels: ``(B, H, W)`` class indices. With ``may_ignore``, ``-100`` (below the
-            confidence threshold) and values ``>= K`` (255: cache padding) are ignored and an
-            all-ignored batch gives 0, not NaN.
-        may_ignore: whether ``labels`` can hold ignored pixels.
-    """
-    dtype = torch.float64 if student_logits.dtype == torch.float64 else torch.float32
-    logits = student_logits.to(dtype)
-    labels = labels.long()
-    if not may_ignore:
-        return F.cross_entropy(logits, labels)
-    labels = labels.masked_fill(labels >= logits.shape[1], -100)
-    per_pixel = F.cross_entropy(logits, labels, ignore_index=-100, reduction="none")
-    return per_pixel.sum() / labels.ne(-100).sum().clamp_min(1)
 
 
 class MGDModule(DistillationModule):
