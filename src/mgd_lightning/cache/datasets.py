@@ -70,15 +70,17 @@ def _row(cache: TeacherLabelCache, name: str) -> int:
         ) from None
 
 
-class CachedLabeledDataset(Dataset[dict[str, Any]]):
-    """The labeled training set plus each view's cached teacher labels.
+class _CachedViews(Dataset[dict[str, Any]]):
+    """A training dataset whose transform records each view's geometry, plus a label cache.
 
     Args:
-        dataset: the labeled training dataset (random training transform set).
-        cache: labels of its images (rows found by sample name).
+        dataset: the wrapped dataset; its transform is replaced by a recording one.
+        cache: teacher labels of its source images (rows found by sample name).
     """
 
-    def __init__(self, dataset: BaseSegmentationDataset, cache: TeacherLabelCache) -> None:
+    def __init__(
+        self, dataset: BaseSegmentationDataset | UnlabeledPairDataset, cache: TeacherLabelCache
+    ) -> None:
         self.dataset = dataset
         self.cache = cache
         self.recorder = GeometryRecordingTransform(dataset.transform)
@@ -94,6 +96,18 @@ class CachedLabeledDataset(Dataset[dict[str, Any]]):
 
     def __len__(self) -> int:
         return len(self.dataset)
+
+
+class CachedLabeledDataset(_CachedViews):
+    """The labeled training set plus each view's cached teacher labels.
+
+    Args:
+        dataset: the labeled training dataset (random training transform set).
+        cache: labels of its images (rows found by sample name).
+    """
+
+    def __init__(self, dataset: BaseSegmentationDataset, cache: TeacherLabelCache) -> None:
+        super().__init__(dataset, cache)
 
     def __getitem__(self, key: Any) -> dict[str, Any]:
         self.recorder.records.clear()
@@ -105,7 +119,7 @@ class CachedLabeledDataset(Dataset[dict[str, Any]]):
         return sample
 
 
-class CachedUnlabeledPairDataset(Dataset[dict[str, Any]]):
+class CachedUnlabeledPairDataset(_CachedViews):
     """The unlabeled pair stream plus both views' cached teacher labels.
 
     Args:
@@ -114,21 +128,7 @@ class CachedUnlabeledPairDataset(Dataset[dict[str, Any]]):
     """
 
     def __init__(self, dataset: UnlabeledPairDataset, cache: TeacherLabelCache) -> None:
-        self.dataset = dataset
-        self.cache = cache
-        self.recorder = GeometryRecordingTransform(dataset.transform)
-        dataset.transform = self.recorder  # type: ignore[assignment]
-
-    @property
-    def rank(self) -> int:
-        return self.dataset.rank
-
-    @rank.setter
-    def rank(self, value: int) -> None:
-        self.dataset.rank = value
-
-    def __len__(self) -> int:
-        return len(self.dataset)
+        super().__init__(dataset, cache)
 
     def __getitem__(self, key: Any) -> dict[str, Any]:
         self.recorder.records.clear()
