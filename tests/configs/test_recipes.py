@@ -64,10 +64,14 @@ def test_partitions_set_split_and_epochs(dataset: str, partition: str) -> None:
     assert config["data"]["init_args"]["partition"] == partition
 
 
-@pytest.mark.parametrize("model", sorted((CONFIGS / "model" / "camvid").glob("*.yaml")), ids=str)
-def test_camvid_configs_parse(model: Path) -> None:
-    config = _print_config(
-        CONFIGS / "data" / "camvid.yaml", CONFIGS / "trainer" / "cpu.yaml", model
-    )
+@pytest.mark.parametrize(
+    "stage", sorted(p for p in (CONFIGS / "camvid").glob("*.yaml") if p.name != "common.yaml"),
+    ids=lambda p: p.name,
+)
+def test_camvid_configs_parse(stage: Path) -> None:
+    config = _print_config(CONFIGS / "camvid" / "common.yaml", stage)
     assert config["data"]["class_path"].endswith("CamVidDataModule")
+    assert config["data"]["init_args"]["partition"] == "1-8"
     assert config["trainer"]["precision"] == "bf16-mixed"
+    assert config["trainer"]["max_steps"] > 0
+    assert config["model"]["class_path"].startswith("mgd_lightning.tasks.")

@@ -37,7 +37,7 @@ from mgd_lightning.models.inference import segment
 from mgd_lightning.models.profile import count_flops, count_parameters
 from mgd_lightning.models.weights import load_network_weights
 
-__all__ = ["STAGES", "main", "run_pipeline"]
+__all__ = ["STAGES", "evaluate_networks", "main", "run_pipeline", "run_stage"]
 
 #: The stages in the order they run; the MGD student needs both teachers.
 STAGES: tuple[str, ...] = ("teacher_deep", "teacher_wide", "student_supervised", "student_mgd")
@@ -154,7 +154,7 @@ def _logger_dir(cli: Any, stage_dir: Path) -> None:
             setattr(logger, attribute, os.fspath(stage_dir))
 
 
-def _run_stage(
+def run_stage(
     stage: str,
     args: list[str],
     stage_dir: Path,
@@ -215,7 +215,7 @@ def _run_stage(
 
 
 @torch.no_grad()
-def _evaluate(
+def evaluate_networks(
     networks: dict[str, nn.Module],
     datamodule: LightningDataModule,
     split: str,
@@ -424,7 +424,7 @@ def run_pipeline(
         args = _stage_args(
             stage, config, out / stage, seed, common, per_stage.get(stage, ()), teachers, max_time
         )
-        networks[stage], stage_data, records[stage] = _run_stage(
+        networks[stage], stage_data, records[stage] = run_stage(
             stage, args, out / stage, reuse, start, progress_every
         )
         if stage == "student_mgd":
@@ -432,7 +432,7 @@ def run_pipeline(
     assert datamodule is not None
 
     _say(f"evaluating {len(networks)} models on the {split} split", start)
-    per_class, shown = _evaluate(networks, datamodule, split, figure_images)
+    per_class, shown = evaluate_networks(networks, datamodule, split, figure_images)
     class_names = list(getattr(datamodule, "class_names", [str(i) for i in range(100)]))
     image_size = list(getattr(datamodule, "image_size", shown["image"].shape[-2:]))
     models: dict[str, Any] = {}
