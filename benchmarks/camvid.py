@@ -257,9 +257,10 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def _fmt(values: list[float]) -> str:
+def _fmt(values: list[float], signed: bool = False) -> str:
     mean, std = _mean_std([100 * v for v in values])
-    return f"{mean:.1f} ± {std:.1f}" if len(values) > 1 else f"{mean:.1f}"
+    text = f"{mean:+.1f}" if signed else f"{mean:.1f}"
+    return f"{text} ± {std:.1f}" if len(values) > 1 else text
 
 
 def report(out: Path, partitions: list[str], seeds: list[int]) -> dict[str, Any]:
@@ -336,7 +337,7 @@ def report(out: Path, partitions: list[str], seeds: list[int]) -> dict[str, Any]
             part["gains"][mgd] = {"seeds": common, "val_miou_gain": diffs}
             gain_lines.append(
                 f"- {BY_NAME[mgd].title} minus {BY_NAME[sup].title}: "
-                f"**{_fmt(diffs)}** mIoU points (seeds {common}, paired)."
+                f"**{_fmt(diffs, signed=True)}** mIoU points (seeds {common}, paired)."
             )
         baseline = rows.get("r18_sup", {}).get(seeds[0])
         for teacher in ("teacher_deep", "teacher_wide"):
@@ -351,7 +352,7 @@ def report(out: Path, partitions: list[str], seeds: list[int]) -> dict[str, Any]
             headroom = rows["r18_sup_half"][seeds[0]]["val"]["miou"] - baseline["val"]["miou"]
             part["headroom_r18"] = headroom
             gain_lines.append(
-                f"- Headroom: ResNet-18 labeled only with 1/2 labels minus with {partition} "
+                f"- Headroom: ResNet-18 labeled only with 1/2 labels minus with {partition} labels "
                 f"(seed {seeds[0]}): {100 * headroom:+.1f} mIoU points."
             )
         if gain_lines:

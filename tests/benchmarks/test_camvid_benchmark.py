@@ -89,7 +89,7 @@ def test_camvid_benchmark_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "| ResNet-18, MGD | 2 |" in table and "Ablation" in table
     assert "MobileNet-v2, MGD minus MobileNet-v2, labeled only" in table
     assert "Teacher wide (WRN-26-2) minus ResNet-18, labeled only (seed 0)" in table
-    assert "Headroom: ResNet-18 labeled only with 1/2 labels minus with 1-8" in table
+    assert "Headroom: ResNet-18 labeled only with 1/2 labels minus with 1-8 labels" in table
 
     # A second run reuses every finished stage: nothing is retrained.
     before = {p: p.stat().st_mtime_ns for p in out.rglob("last.ckpt")}
