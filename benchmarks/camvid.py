@@ -276,7 +276,8 @@ def report(out: Path, partitions: list[str], seeds: list[int]) -> dict[str, Any]
         "From scratch (no pretrained weights), evaluated on the whole 240x180 images of `val`",
         "(101 images; its scenes are also in `train`, so it flatters every model alike). IoU in",
         "percent: mean ± standard deviation over seeds, per-class IoU averaged over seeds.",
-        "GFLOPs: multiply-adds of one 240x180 image. Time: training wall time of one run, mean over seeds.",
+        "GFLOPs: multiply-adds of one 240x180 image. Time: training wall time of one run,",
+        "mean over seeds.",
         "",
         f"Machine: {results['machine']['cpu']}, {results['machine']['cores']} cores, "
         f"GPU {results['machine']['gpu'] or 'none'}, torch {results['machine']['torch']}.",
