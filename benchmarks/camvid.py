@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 
-from mgd_lightning.commands.pipeline import evaluate_networks, run_stage
+from mgd_lightning.commands.pipeline import evaluate_networks, mean_iou, run_stage
 from mgd_lightning.models.profile import count_flops, count_parameters
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "camvid"
@@ -162,9 +162,8 @@ def _evaluate_stage(
     for split in ("val", "test") if has_test else ("val",):
         per_class, _ = evaluate_networks({name: network}, datamodule, split, 0)
         ious = per_class[name]
-        valid = [v for v in ious if not math.isnan(v)]
         result[split] = {
-            "miou": sum(valid) / len(valid),
+            "miou": mean_iou(ious),
             "per_class_iou": dict(zip(class_names, ious, strict=True)),
         }
     out_file.write_text(json.dumps(result, indent=2) + "\n")

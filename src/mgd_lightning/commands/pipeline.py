@@ -37,7 +37,7 @@ from mgd_lightning.models.inference import segment
 from mgd_lightning.models.profile import count_flops, count_parameters
 from mgd_lightning.models.weights import load_network_weights
 
-__all__ = ["STAGES", "evaluate_networks", "main", "run_pipeline", "run_stage"]
+__all__ = ["STAGES", "evaluate_networks", "main", "mean_iou", "run_pipeline", "run_stage"]
 
 #: The stages in the order they run; the MGD student needs both teachers.
 STAGES: tuple[str, ...] = ("teacher_deep", "teacher_wide", "student_supervised", "student_mgd")
@@ -212,6 +212,12 @@ def run_stage(
     record_file.write_text(json.dumps(record, indent=2) + "\n")
     _say(f"{stage}: done in {seconds:.0f} s, {record['steps']} steps -> {path}", start)
     return network, cli.datamodule, record
+
+
+def mean_iou(per_class_iou: Sequence[float]) -> float:
+    """Mean over the classes that occur (NaN IoU: class absent from labels and predictions)."""
+    valid = [v for v in per_class_iou if not math.isnan(v)]
+    return sum(valid) / len(valid) if valid else float("nan")
 
 
 @torch.no_grad()
@@ -438,9 +444,8 @@ def run_pipeline(
     models: dict[str, Any] = {}
     for name, network in networks.items():
         ious = per_class[name]
-        valid = [v for v in ious if not math.isnan(v)]
         models[name] = {
-            "miou": sum(valid) / len(valid) if valid else float("nan"),
+            "miou": mean_iou(ious),
             "per_class_iou": dict(zip(class_names, ious, strict=False)),
             "params": count_parameters(network),
             "flops": count_flops(network, tuple(image_size)),
