@@ -35,8 +35,9 @@ from typing import Any
 
 import torch
 
-from mgd_lightning.commands.pipeline import evaluate_networks, mean_iou, run_stage
+from mgd_lightning.evaluation import evaluate_networks, mean_iou
 from mgd_lightning.models.profile import count_flops, count_parameters
+from mgd_lightning.pipeline import run_stage
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "camvid"
 

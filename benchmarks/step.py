@@ -311,8 +311,12 @@ def _agreement_cache(setup: _Setup, images: list[Any], crop: int) -> dict[str, f
     import albumentations as A
     import numpy as np
 
-    from mgd_lightning.cache import NO_LABEL, build_teacher_label_cache, geometry_from_applied
     from mgd_lightning.data.transforms import eval_transform, train_transform
+    from mgd_lightning.teacher_labels import (
+        NO_LABEL,
+        build_teacher_label_cache,
+        geometry_from_applied,
+    )
 
     pair = setup.fp32_teachers
     ev = eval_transform()

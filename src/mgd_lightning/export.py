@@ -4,7 +4,8 @@ The exported model takes normalised images ``(B, 3, H, W)`` float32 (ImageNet me
 datamodules yield them) and returns logits ``(B, K, H, W)`` float32 at the input size; batch,
 height and width are dynamic. It is a whole-image pass: padding to a size (``eval_pad_to``) or
 sliding-window inference (``eval_mode="sliding"``) is left to the caller. No teacher weights
-are in it. Files are written atomically: nothing is left at the destination on error.
+are in it. Files are written atomically (:mod:`mgd_lightning.files`): nothing is left at the
+destination on error. :func:`load_student` is :func:`mgd_lightning.models.load_student`.
 
 Example:
     >>> import tempfile, pathlib, torch
@@ -22,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
-import uuid
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -31,8 +31,9 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from mgd_lightning.files import atomic_path, writable_folder
 from mgd_lightning.models.inference import logits_of
-from mgd_lightning.models.spec import network_from_checkpoint
+from mgd_lightning.models.spec import load_student
 
 __all__ = [
     "ExportFormat",
@@ -70,45 +71,6 @@ class LogitsOnly(nn.Module):
         return logits_of(self.network(images))
 
 
-def load_student(network_or_checkpoint: nn.Module | str | os.PathLike[str]) -> nn.Module:
-    """The network to export, in eval mode on the CPU, as a plain module.
-
-    Args:
-        network_or_checkpoint: a network; a training module (its ``network``: the student of a
-            ``DistillationModule``, branch 1 of a ``CPSModule``); or the path of a checkpoint of
-            this library's training modules (rebuilt with
-            :func:`~mgd_lightning.models.network_from_checkpoint`, weights loaded strictly).
-
-    Returns:
-        The network (not a copy when a module was given). A network rebuilt from a checkpoint
-        is in eval mode; a given one keeps its mode (the export functions switch it to eval
-        mode for the export and back).
-
-    Raises:
-        FileNotFoundError: the checkpoint does not exist.
-        ValueError: the checkpoint holds no network description, or the argument is neither a
-            module nor a path.
-    """
-    if isinstance(network_or_checkpoint, nn.Module):
-        network = getattr(network_or_checkpoint, "network", network_or_checkpoint)
-        if not isinstance(network, nn.Module):
-            network = network_or_checkpoint
-    elif isinstance(network_or_checkpoint, str | os.PathLike):
-        path = Path(network_or_checkpoint).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"checkpoint {path} does not exist (or is not a file); give the path of a "
-                "checkpoint written by this library's training modules, e.g. runs/.../last.ckpt"
-            )
-        network = network_from_checkpoint(path, load_weights=True).eval()
-    else:
-        raise ValueError(
-            "`network_or_checkpoint` must be an nn.Module or a checkpoint path, got "
-            f"{type(network_or_checkpoint).__name__}"
-        )
-    return network
-
-
 def _example(network: nn.Module, example_size: Sequence[int], batch: int = 1) -> Tensor:
     size = tuple(example_size)
     if len(size) != 2 or any(isinstance(s, bool) or not isinstance(s, int) or s <= 0 for s in size):
@@ -126,17 +88,7 @@ def _check_destination(path: str | os.PathLike[str], suffixes: Sequence[str]) ->
             f"output {target} is a folder; give a file name such as "
             f"{target / ('student' + suffixes[0])}"
         )
-    parent = target.parent
-    if parent.exists() and not parent.is_dir():
-        raise NotADirectoryError(f"output {target}: its parent {parent} is a file, not a folder")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise PermissionError(
-            f"output {target}: cannot create the folder {parent} ({error.strerror})"
-        ) from error
-    if not os.access(parent, os.W_OK):
-        raise PermissionError(f"output {target}: the folder {parent} is not writable")
+    writable_folder(target.parent, f"output {target}")
     return target
 
 
@@ -149,17 +101,6 @@ def _eval_mode(network: nn.Module) -> Iterator[None]:
         yield
     finally:
         network.train(was_training)
-
-
-@contextlib.contextmanager
-def _atomic_destination(target: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``target``; move it there only if the block succeeds."""
-    temporary = target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        yield temporary
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def export_onnx(
@@ -228,7 +169,7 @@ def export_onnx(
         kwargs["dynamic_axes"] = axes
     with (
         _eval_mode(wrapper),
-        _atomic_destination(target) as temporary,
+        atomic_path(target) as temporary,
         warnings.catch_warnings(),
     ):
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
@@ -299,7 +240,7 @@ def export_torchscript(
     example = _example(network, example_size)
     with (
         _eval_mode(wrapper),
-        _atomic_destination(target) as temporary,
+        atomic_path(target) as temporary,
         warnings.catch_warnings(),
     ):
         warnings.filterwarnings("ignore", category=FutureWarning, message=".*torch.jit.*")

@@ -15,7 +15,6 @@ Example:
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from PIL import Image, ImageDraw
 from torch import Tensor
 
 from mgd_lightning.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from mgd_lightning.files import atomic_path
 
 __all__ = [
     "IGNORE_COLOUR",
@@ -256,13 +256,7 @@ def save_png(image: Image.Image | np.ndarray, path: str | os.PathLike[str]) -> P
     Returns:
         The destination path.
     """
-    target = Path(path)
     picture = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-    try:
+    with atomic_path(path) as temporary:
         picture.save(temporary, format="PNG")
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return target
+    return Path(path)

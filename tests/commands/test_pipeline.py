@@ -10,14 +10,8 @@ import pytest
 from PIL import Image
 
 from mgd_lightning.cli import main as cli_main
-from mgd_lightning.commands.pipeline import (
-    SAME_TIME,
-    STAGES,
-    _bare_flags,
-    _max_time,
-    main,
-    run_pipeline,
-)
+from mgd_lightning.commands.pipeline import build_parser, main
+from mgd_lightning.pipeline import SAME_TIME, STAGES, _max_time, run_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs" / "quickstart"
@@ -115,13 +109,12 @@ def test_unknown_stage_args_raise(tmp_path: Path) -> None:
         run_pipeline(out_dir=os.fspath(tmp_path), stage_args={"teacher": ["--x"]})
 
 
-def test_bare_flags_and_max_time() -> None:
-    assert _bare_flags(["--reuse", "--smoke", "--seed", "1"]) == [
-        "--reuse=true",
-        "--smoke=true",
-        "--seed",
-        "1",
-    ]
-    assert _bare_flags(["--reuse", "false"]) == ["--reuse", "false"]
-    assert _bare_flags(["--same_time_baseline"]) == ["--same_time_baseline=true"]
+def test_flags_stand_alone_and_max_time() -> None:
+    parser = build_parser()
+    options = parser.parse_args(["--reuse", "--smoke", "--seed", "1"])
+    assert options.reuse is True and options.smoke is True and options.seed == 1
+    assert parser.parse_args(["--reuse", "false"]).reuse is False
+    assert parser.parse_args(["--no_reuse"]).reuse is False
+    assert parser.parse_args(["--same_time_baseline"]).same_time_baseline is True
+    assert parser.parse_args([]).same_time_baseline is False
     assert _max_time(3725.4) == "00:01:02:05"

@@ -113,6 +113,16 @@ def test_batched_views_equal_separate_calls() -> None:
             torch.testing.assert_close(out.features, alone.features, atol=1e-5, rtol=1e-5)
 
 
+def test_one_batch_is_one_view() -> None:
+    pair = _pair()
+    x = torch.randn(2, 3, 32, 32)
+    out = pair(x)
+    assert out.deep is not None and out.wide is not None
+    assert len(out.deep) == 1 and len(out.wide) == 1
+    torch.testing.assert_close(out.deep[0].logits, pair(x)[0][0].logits)
+    torch.testing.assert_close(out.wide[0].logits, pair([x]).wide[0].logits)  # type: ignore[index]
+
+
 def test_views_of_different_sizes_and_teacher_choice() -> None:
     pair = _pair(concat_views=False)
     views = [torch.randn(2, 3, 32, 32), torch.randn(2, 3, 48, 32)]
@@ -152,6 +162,8 @@ def test_bad_calls() -> None:
     pair = _pair()
     with pytest.raises(ValueError, match="views"):
         pair([])
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\) tensor.*\(3, 32, 32\)"):
+        pair(torch.zeros(3, 32, 32))
     with pytest.raises(ValueError, match="teachers"):
         pair([torch.zeros(1, 3, 32, 32)], teachers=("student",))  # type: ignore[list-item]
     with pytest.raises(ValueError, match="teacher name"):

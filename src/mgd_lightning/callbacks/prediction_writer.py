@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -12,6 +11,8 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import BasePredictionWriter
 from torch import Tensor
 
+from mgd_lightning.data.classes import default_palette
+from mgd_lightning.files import writable_folder
 from mgd_lightning.visualise import Palette, denormalise, overlay, palette_png, save_png
 
 __all__ = ["PredictionWriter"]
@@ -84,7 +85,9 @@ class PredictionWriter(BasePredictionWriter):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage != "predict":
             return
-        _check_writable(self.output_dir)
+        writable_folder(
+            self.output_dir, f"output_dir {self.output_dir}", "; choose another `output_dir`"
+        )
         self._written = set()
         self._palette = self._resolve_palette(trainer, pl_module)
 
@@ -97,9 +100,7 @@ class PredictionWriter(BasePredictionWriter):
         palette = getattr(datamodule, "palette", None)
         if palette:
             return [tuple(int(v) for v in c) for c in palette]
-        from mgd_lightning.datamodules.voc import voc_palette
-
-        return list(voc_palette(int(getattr(pl_module, "num_classes", 256) or 256)))
+        return list(default_palette(int(getattr(pl_module, "num_classes", 256) or 256)))
 
     # ------------------------------------------------------------------ writing
     def _destination(self, folder: Path, name: str) -> Path:
@@ -194,30 +195,3 @@ def _unpack(prediction: Any, batch: Any) -> tuple[Tensor, list[str] | None]:
     if isinstance(names, str):
         names = [names]
     return prediction, None if names is None else [str(n) for n in names]
-
-
-def _check_writable(folder: Path) -> None:
-    """Create ``folder`` and check that a file can be written in it, naming it on failure."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except FileExistsError as error:
-        raise NotADirectoryError(
-            f"output_dir {folder} exists and is not a folder; choose another `output_dir`"
-        ) from error
-    except NotADirectoryError as error:
-        raise NotADirectoryError(
-            f"output_dir {folder}: a parent is a file, not a folder; choose another `output_dir`"
-        ) from error
-    except PermissionError as error:
-        raise PermissionError(
-            f"output_dir {folder} cannot be created (permission denied); choose another "
-            "`output_dir`"
-        ) from error
-    try:
-        handle, probe = tempfile.mkstemp(prefix=".write-check.", dir=folder)
-    except OSError as error:
-        raise PermissionError(
-            f"output_dir {folder} is not writable ({error.strerror}); choose another `output_dir`"
-        ) from error
-    os.close(handle)
-    os.unlink(probe)

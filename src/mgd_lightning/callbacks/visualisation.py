@@ -23,6 +23,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger
 from torch import Tensor, nn
 
+from mgd_lightning.data.classes import default_palette
 from mgd_lightning.models.inference import logits_of, segment
 from mgd_lightning.visualise import Palette, colourise, denormalise, panel, save_png
 
@@ -126,9 +127,7 @@ class SegmentationPanels(Callback):
         palette = self.palette or (_datamodule_attr(trainer, "palette") if trainer else None)
         num_classes = int(getattr(pl_module, "num_classes", 0) or 0)
         if not palette:
-            from mgd_lightning.datamodules.voc import voc_palette
-
-            palette = voc_palette(max(num_classes, 1))
+            palette = default_palette(max(num_classes, 1))
         ignore_index = int(getattr(pl_module, "ignore_index", 255))
         columns: list[tuple[str, Any]] = [("student", pl_module)]
         teachers = getattr(pl_module, "teachers", None)

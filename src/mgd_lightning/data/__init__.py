@@ -4,10 +4,16 @@ from mgd_lightning.data.batch import (
     ImageSample,
     LabeledBatch,
     LabeledSample,
+    LabeledTrainBatch,
     PredictBatch,
     TrainBatch,
     UnlabeledPairBatch,
     UnlabeledPairSample,
+)
+from mgd_lightning.data.classes import (
+    SYNTHETIC_CLASS_NAMES,
+    SYNTHETIC_PALETTE,
+    default_palette,
 )
 from mgd_lightning.data.datasets import (
     BaseSegmentationDataset,
@@ -22,12 +28,7 @@ from mgd_lightning.data.datasets import (
 )
 from mgd_lightning.data.mixing import cutmix_box_masks, cutmix_boxes, mix
 from mgd_lightning.data.splits import SplitEntry, nested_partition, read_split_file, sample_name
-from mgd_lightning.data.synthetic import (
-    SYNTHETIC_CLASS_NAMES,
-    SYNTHETIC_PALETTE,
-    SyntheticScenes,
-    SyntheticSegmentationDataset,
-)
+from mgd_lightning.data.synthetic import SyntheticScenes, SyntheticSegmentationDataset
 from mgd_lightning.data.transforms import (
     DEFAULT_SCALES,
     IMAGENET_MEAN,
@@ -49,6 +50,7 @@ __all__ = [
     "ImageSample",
     "LabeledBatch",
     "LabeledSample",
+    "LabeledTrainBatch",
     "PredictBatch",
     "RawSample",
     "SampleFiles",
@@ -64,6 +66,7 @@ __all__ = [
     "check_files_exist",
     "cutmix_box_masks",
     "cutmix_boxes",
+    "default_palette",
     "eval_transform",
     "mix",
     "nested_partition",

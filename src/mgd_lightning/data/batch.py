@@ -12,6 +12,12 @@ A training batch is what ``SemiSupervisedDataModule.train_dataloader`` yields (a
      "unlabeled": UnlabeledPairBatch}  # image_a, image_b (B,3,H,W), cutmix_mask (B,1,H,W), ...
 
 Validation and test batches are ``LabeledBatch``; predict batches are ``PredictBatch``.
+
+With the teacher-label cache (:mod:`mgd_lightning.teacher_labels`) the training parts carry
+the teachers' hard labels of each view and the view's geometry as well: ``teacher_labels``
+``(B, 2, H, W)`` uint8 (deep, wide; 255 = no label) and ``geometry`` ``(B, k)`` int64
+(``teacher_labels.GEOMETRY_FIELDS``) on the labeled part, ``teacher_labels_a``/``_b`` and
+``geometry_a``/``_b`` on the unlabeled part.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ __all__ = [
     "ImageSample",
     "LabeledBatch",
     "LabeledSample",
+    "LabeledTrainBatch",
     "PredictBatch",
     "TrainBatch",
     "UnlabeledPairBatch",
@@ -64,9 +71,14 @@ class LabeledBatch(TypedDict):
     name: list[str]  # B ids
 
 
-class UnlabeledPairBatch(TypedDict):
-    """The ``"unlabeled"`` part of a training batch."""
+class LabeledTrainBatch(LabeledBatch, total=False):
+    """The ``"labeled"`` part of a training batch; the keys below come with the cache only."""
 
+    teacher_labels: Tensor  # (B, 2, H, W) uint8: deep, wide; 255 = no label
+    geometry: Tensor  # (B, k) int64: the view's flip, scale, pad and crop
+
+
+class _UnlabeledPairBatchRequired(TypedDict):
     image_a: Tensor  # (B, 3, H, W) float32
     image_b: Tensor  # (B, 3, H, W) float32
     cutmix_mask: Tensor  # (B, 1, H, W) float32 in {0, 1}; 1 = take from image_b
@@ -74,10 +86,19 @@ class UnlabeledPairBatch(TypedDict):
     name_b: list[str]
 
 
+class UnlabeledPairBatch(_UnlabeledPairBatchRequired, total=False):
+    """The ``"unlabeled"`` part of a training batch; the keys below come with the cache only."""
+
+    teacher_labels_a: Tensor  # (B, 2, H, W) uint8, labels of image_a's view
+    teacher_labels_b: Tensor  # (B, 2, H, W) uint8, labels of image_b's view
+    geometry_a: Tensor  # (B, k) int64
+    geometry_b: Tensor  # (B, k) int64
+
+
 class TrainBatch(TypedDict):
     """A training batch: one labeled and one unlabeled-pair batch per step."""
 
-    labeled: LabeledBatch
+    labeled: LabeledTrainBatch
     unlabeled: UnlabeledPairBatch
 
 

@@ -21,6 +21,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from mgd_lightning.data.classes import SYNTHETIC_CLASS_NAMES, SYNTHETIC_PALETTE
 from mgd_lightning.data.datasets import BaseSegmentationDataset, RawSample
 from mgd_lightning.data.transforms import SegmentationTransform
 
@@ -31,11 +32,6 @@ __all__ = [
     "SyntheticSegmentationDataset",
 ]
 
-SYNTHETIC_CLASS_NAMES: tuple[str, ...] = ("background", "disc", "square", "triangle", "ring",
-                                          "cross")
-SYNTHETIC_PALETTE: tuple[tuple[int, int, int], ...] = (
-    (0, 0, 0), (230, 25, 75), (60, 180, 75), (0, 130, 200), (255, 225, 25), (145, 30, 180),
-)
 # Class mean colours, deliberately close to each other (spread 45 per channel around them).
 _CLASS_MEANS = np.array(
     [[0, 0, 0], [170, 90, 90], [110, 160, 90], [100, 110, 170], [160, 150, 90], [150, 100, 160]],

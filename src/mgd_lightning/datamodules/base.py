@@ -2,22 +2,22 @@
 
 The datamodule knows nothing about the method. ``train_dataloader`` returns Lightning's
 ``CombinedLoader({"labeled": ..., "unlabeled": ...}, mode="max_size_cycle")``: an epoch is one
-pass over the (larger) unlabeled set and the labeled loader cycles. Both loaders are plain
-``shuffle=True`` DataLoaders, so under DDP Lightning replaces their samplers with
-``DistributedSampler`` (seeded with the ``seed_everything`` seed) and calls ``set_epoch`` on
-them every epoch; no ``worker_init_fn`` is set, so ``seed_everything(workers=True)`` installs
-Lightning's, which seeds each worker by (seed, worker id, rank).
+pass over the (larger) unlabeled set and the labeled loader cycles. Each loader draws from a
+:class:`~mgd_lightning.data.sampling.ResumableRandomSampler`, whose order and per-sample seeds
+are a function of (seed, epoch, pass); the datasets take their augmentation randomness from
+those seeds mixed with the rank. The sampler's position is part of the datamodule's
+``state_dict``, so a run resumed mid-epoch sees exactly the batches it would have seen. Under
+DDP Lightning wraps the samplers with a distributed sampler.
 
 Seeds: the constructor's ``seed`` fixes *what the data is* (the labeled/unlabeled partition,
-synthetic scenes). The order, augmentations, unlabeled pairs and CutMix boxes come from torch's
-RNG, i.e. from ``seed_everything``.
+synthetic scenes); together with ``seed_everything`` it also fixes the order, augmentations,
+unlabeled pairs and CutMix boxes (through the samplers' seeds).
 """
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 import lightning.pytorch as pl
@@ -26,16 +26,13 @@ import torch
 from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import DataLoader, default_collate
 
+from mgd_lightning.checks import check_positive_int
 from mgd_lightning.data.datasets import (
     BaseSegmentationDataset,
-    ImageDataset,
-    SampleFiles,
     SegmentationDataset,
     UnlabeledPairDataset,
-    check_files_exist,
 )
 from mgd_lightning.data.sampling import ResumableRandomSampler
-from mgd_lightning.data.splits import SplitEntry, nested_partition, read_split_file
 from mgd_lightning.data.transforms import (
     DEFAULT_SCALES,
     IMAGENET_MEAN,
@@ -47,16 +44,10 @@ from mgd_lightning.data.transforms import (
     train_transform,
 )
 
-__all__ = ["FileDataModule", "SemiSupervisedDataModule"]
+__all__ = ["SemiSupervisedDataModule"]
 
 Stage = Literal["val", "test", "predict"]
 _MAX_LISTED = 5
-
-
-def _check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
-    return value
 
 
 def eval_collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -151,7 +142,7 @@ class SemiSupervisedDataModule(pl.LightningDataModule, abc.ABC):
         super().__init__()
         self._resume_from: tuple[int, int] | None = None
         self._samplers: dict[str, ResumableRandomSampler] | None = None
-        self.num_classes = _check_positive_int("num_classes", num_classes)
+        self.num_classes = check_positive_int("num_classes", num_classes)
         self.ignore_index = int(ignore_index)
         if 0 <= self.ignore_index < self.num_classes:
             raise ValueError(
@@ -171,12 +162,12 @@ class SemiSupervisedDataModule(pl.LightningDataModule, abc.ABC):
                 f"`palette` must hold {num_classes} RGB triples of ints in [0, 255], "
                 f"got {palette!r}"
             )
-        self.batch_size = _check_positive_int("batch_size", batch_size)
-        self.unlabeled_batch_size = _check_positive_int(
+        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.unlabeled_batch_size = check_positive_int(
             "unlabeled_batch_size",
             batch_size if unlabeled_batch_size is None else unlabeled_batch_size,
         )
-        self.eval_batch_size = _check_positive_int(
+        self.eval_batch_size = check_positive_int(
             "eval_batch_size", batch_size if eval_batch_size is None else eval_batch_size
         )
         if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
@@ -195,7 +186,7 @@ class SemiSupervisedDataModule(pl.LightningDataModule, abc.ABC):
                 f"`labeled_ratio` must be in (0, 1) (e.g. 0.125 for 1/8), got {labeled_ratio!r}"
             )
         self.labeled_ratio = None if labeled_ratio is None else float(labeled_ratio)
-        self.n_boxes = _check_positive_int("n_boxes", n_boxes)
+        self.n_boxes = check_positive_int("n_boxes", n_boxes)
         low, high = cutmix_prop_range
         if not 0.0 < low <= high <= 1.0:
             raise ValueError(
@@ -388,134 +379,3 @@ class SemiSupervisedDataModule(pl.LightningDataModule, abc.ABC):
             f"{type(self).__name__}(num_classes={self.num_classes}, batch_size="
             f"{self.batch_size}, crop_size={self.crop_size}, seed={self.seed})"
         )
-
-
-class FileDataModule(SemiSupervisedDataModule):
-    """Base of the datamodules that read image/mask files under a data root.
-
-    Partition selection, in order: ``labeled_split`` (+ optional ``unlabeled_split``; if absent
-    the unlabeled set is the rest of the training list), else ``labeled_ratio`` (a seeded,
-    nested partition of the training list), else the subclass's default split files for its
-    ``partition`` argument. Giving both ``labeled_split`` and ``labeled_ratio`` is an error.
-
-    Subclasses implement :meth:`_train_entries` (the full training list),
-    :meth:`_default_files` (an id -> files rule for the layout), :meth:`_partition_files`
-    and :meth:`_eval_entries`.
-    """
-
-    layout_help: str = ""
-
-    def __init__(
-        self,
-        root: str | Path,
-        *,
-        labeled_split: str | Path | None = None,
-        unlabeled_split: str | Path | None = None,
-        label_map: dict[int, int] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.root = Path(root).expanduser()
-        if not self.root.is_dir():
-            raise FileNotFoundError(
-                f"data root {self.root} does not exist or is not a folder. Expected layout of "
-                f"{type(self).__name__}:\n{self.layout_help}"
-            )
-        if labeled_split is not None and self.labeled_ratio is not None:
-            raise ValueError(
-                "give either `labeled_split` (a split file) or `labeled_ratio`, not both"
-            )
-        if unlabeled_split is not None and labeled_split is None:
-            raise ValueError("`unlabeled_split` needs `labeled_split` too")
-        self.labeled_split = self._resolve_path(labeled_split)
-        self.unlabeled_split = self._resolve_path(unlabeled_split)
-        self.label_map = label_map
-
-    def _resolve_path(self, path: str | Path | None) -> Path | None:
-        if path is None:
-            return None
-        path = Path(path).expanduser()
-        return path if path.is_absolute() or path.exists() else self.root / path
-
-    def _missing(self, path: Path, what: str) -> FileNotFoundError:
-        return FileNotFoundError(
-            f"{what} {path} does not exist. Expected layout of {type(self).__name__} under "
-            f"{self.root}:\n{self.layout_help}"
-        )
-
-    # hooks ----------------------------------------------------------------------------
-    @abc.abstractmethod
-    def _train_entries(self) -> list[SplitEntry]:
-        """All training ids (labeled and unlabeled)."""
-
-    @abc.abstractmethod
-    def _default_files(self, name: str, split: str) -> SampleFiles:
-        """Files of id ``name`` in ``split`` under the layout (for id-only split lines)."""
-
-    def _partition_files(self) -> tuple[Path, Path] | None:
-        """Default (labeled, unlabeled) split files, or None if there is no default."""
-        return None
-
-    @abc.abstractmethod
-    def _eval_entries(self, stage: Stage) -> tuple[list[SplitEntry], str, bool]:
-        """Entries of an eval stage, the split folder they live in, and whether masks exist."""
-
-    # ----------------------------------------------------------------------------------
-    def _to_files(self, entries: Sequence[SplitEntry], split: str) -> list[SampleFiles]:
-        files = []
-        for e in entries:
-            default = None
-            if e.image is None or e.mask is None:
-                default = self._default_files(e.name, split)
-            image = self.root / e.image if e.image is not None else default.image  # type: ignore[union-attr]
-            mask: Path | None
-            if e.mask == "":  # explicitly no mask (unlabeled or predict-only images)
-                mask = None
-            else:
-                mask = self.root / e.mask if e.mask is not None else default.mask  # type: ignore[union-attr]
-            files.append(SampleFiles(e.name, image, mask))
-        return files
-
-    def _split_entries(self) -> tuple[list[SplitEntry], list[SplitEntry], str]:
-        if self.labeled_split is not None:
-            labeled = read_split_file(self.labeled_split)
-            if self.unlabeled_split is not None:
-                return labeled, read_split_file(self.unlabeled_split), (
-                    f"{self.labeled_split} / {self.unlabeled_split}")
-            names = {e.name for e in labeled}
-            rest = [e for e in self._train_entries() if e.name not in names]
-            return labeled, rest, f"{self.labeled_split} (unlabeled: the rest of the train list)"
-        if self.labeled_ratio is not None:
-            entries = self._train_entries()
-            by_name = {e.name: e for e in entries}
-            lab, unl = nested_partition([e.name for e in entries], self.labeled_ratio, self.seed)
-            return ([by_name[n] for n in lab], [by_name[n] for n in unl],
-                    f"labeled_ratio={self.labeled_ratio}, seed={self.seed}")
-        files = self._partition_files()
-        if files is None:
-            raise ValueError(
-                f"{type(self).__name__} needs a partition: give `labeled_split` "
-                f"(+ `unlabeled_split`), `labeled_ratio`, or `partition`"
-            )
-        for f in files:
-            if not f.is_file():
-                raise self._missing(f, "split file")
-        return read_split_file(files[0]), read_split_file(files[1]), f"{files[0]} / {files[1]}"
-
-    def _train_datasets(self) -> tuple[BaseSegmentationDataset, BaseSegmentationDataset]:
-        labeled_entries, unlabeled_entries, source = self._split_entries()
-        labeled = self._to_files(labeled_entries, "train")
-        unlabeled = self._to_files(unlabeled_entries, "train")
-        check_files_exist(labeled, True, f"labeled set ({source})")
-        check_files_exist(unlabeled, False, f"unlabeled set ({source})")
-        return (
-            SegmentationDataset(labeled, self.num_classes, self.ignore_index, self.label_map),
-            ImageDataset(unlabeled),
-        )
-
-    def _eval_dataset(self, stage: Stage) -> BaseSegmentationDataset:
-        entries, split, has_masks = self._eval_entries(stage)
-        files = self._to_files(entries, split)
-        check_files_exist(files, has_masks, f"{stage} set ({split})")
-        return SegmentationDataset(files, self.num_classes, self.ignore_index, self.label_map,
-                                   with_masks=has_masks)

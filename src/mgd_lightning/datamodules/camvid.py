@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from mgd_lightning.data.classes import CAMVID_CLASS_NAMES, CAMVID_PALETTE
 from mgd_lightning.data.datasets import SampleFiles
 from mgd_lightning.data.splits import SplitEntry, read_split_file
-from mgd_lightning.data.transforms import DEFAULT_SCALES
-from mgd_lightning.datamodules.base import FileDataModule, Stage
+from mgd_lightning.datamodules.base import Stage
+from mgd_lightning.datamodules.file import FileDataModule
 
 __all__ = ["CAMVID_CLASS_NAMES", "CAMVID_PALETTE", "CamVidDataModule"]
 
-CAMVID_CLASS_NAMES: tuple[str, ...] = (
-    "sky", "building", "pole", "road", "pavement", "tree", "sign_symbol", "fence", "car",
-    "pedestrian", "bicyclist",
-)
-#: The standard CamVid 11-class colours (SegNet tutorial); void is (0, 0, 0).
-CAMVID_PALETTE: tuple[tuple[int, int, int], ...] = (
-    (128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222),
-    (128, 128, 0), (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192),
-)
 CAMVID_VOID = 11
 
 
@@ -42,10 +33,9 @@ class CamVidDataModule(FileDataModule):
         root: the CamVid folder.
         partition: which ``splits/1-N`` folder to use when neither ``labeled_split`` nor
             ``labeled_ratio`` is given.
-        labeled_split: a labeled split file (path, or relative to ``root``).
-        unlabeled_split: an unlabeled split file; default: the rest of ``train.txt``.
-        crop_size: default ``(176, 224)``: fits in the 180x240 frames, a multiple of 16. The
-            other arguments: see :class:`SemiSupervisedDataModule`.
+        crop_size: default ``(176, 224)``: fits in the 180x240 frames, a multiple of 16.
+        **kwargs: the shared settings of :class:`FileDataModule` (``unlabeled_split`` default:
+            the rest of ``train.txt``) and :class:`SemiSupervisedDataModule`.
     """
 
     layout_help = (
@@ -58,28 +48,13 @@ class CamVidDataModule(FileDataModule):
         self,
         root: str | Path,
         partition: Literal["1-16", "1-8", "1-4", "1-2"] = "1-8",
-        labeled_split: str | Path | None = None,
-        unlabeled_split: str | Path | None = None,
-        labeled_ratio: float | None = None,
-        batch_size: int = 8,
-        unlabeled_batch_size: int | None = None,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
         crop_size: int | tuple[int, int] = (176, 224),
-        scales: Sequence[float] = DEFAULT_SCALES,
-        seed: int = 0,
-        drop_last: bool = True,
-        validate: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(
-            root, labeled_split=labeled_split, unlabeled_split=unlabeled_split,
-            label_map={CAMVID_VOID: kwargs.get("ignore_index", 255)},
+            root, label_map={CAMVID_VOID: kwargs.get("ignore_index", 255)},
             num_classes=len(CAMVID_CLASS_NAMES), class_names=CAMVID_CLASS_NAMES,
-            palette=CAMVID_PALETTE, batch_size=batch_size,
-            unlabeled_batch_size=unlabeled_batch_size, eval_batch_size=eval_batch_size,
-            num_workers=num_workers, crop_size=crop_size, scales=scales, seed=seed,
-            labeled_ratio=labeled_ratio, drop_last=drop_last, validate=validate, **kwargs,
+            palette=CAMVID_PALETTE, crop_size=crop_size, **kwargs,
         )
         self.partition = partition
 

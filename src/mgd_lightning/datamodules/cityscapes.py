@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from mgd_lightning.data.classes import CITYSCAPES_CLASS_NAMES, CITYSCAPES_PALETTE
 from mgd_lightning.data.datasets import SampleFiles
 from mgd_lightning.data.splits import SplitEntry, read_split_file
-from mgd_lightning.data.transforms import DEFAULT_SCALES
-from mgd_lightning.datamodules.base import FileDataModule, Stage
+from mgd_lightning.datamodules.base import Stage
+from mgd_lightning.datamodules.file import FileDataModule
 
 __all__ = [
     "CITYSCAPES_CLASS_NAMES",
@@ -18,17 +19,6 @@ __all__ = [
     "CityscapesDataModule",
 ]
 
-CITYSCAPES_CLASS_NAMES: tuple[str, ...] = (
-    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic_light", "traffic_sign",
-    "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train",
-    "motorcycle", "bicycle",
-)
-CITYSCAPES_PALETTE: tuple[tuple[int, int, int], ...] = (
-    (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153),
-    (153, 153, 153), (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152),
-    (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100),
-    (0, 80, 100), (0, 0, 230), (119, 11, 32),
-)
 _TRAIN_IDS = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10,
               24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18}
 #: Official labelIds (0-33, -1 licence plate) -> trainIds (0-18), everything else -> 255.
@@ -68,6 +58,8 @@ class CityscapesDataModule(FileDataModule):
         partition: CPS subset used when neither ``labeled_split`` nor ``labeled_ratio`` is
             given (CPS layout only).
         crop_size: default 800 (METHOD.md C.3).
+        **kwargs: the shared settings of :class:`FileDataModule` and
+            :class:`SemiSupervisedDataModule`.
     """
 
     layout_help = (
@@ -84,27 +76,12 @@ class CityscapesDataModule(FileDataModule):
         layout: Literal["auto", "cps", "cityscapes"] = "auto",
         label_type: Literal["trainIds", "labelIds"] | None = None,
         partition: Literal["1-16", "1-8", "1-4", "1-2"] | None = "1-8",
-        labeled_split: str | Path | None = None,
-        unlabeled_split: str | Path | None = None,
-        labeled_ratio: float | None = None,
-        batch_size: int = 8,
-        unlabeled_batch_size: int | None = None,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
         crop_size: int | tuple[int, int] = 800,
-        scales: Sequence[float] = DEFAULT_SCALES,
-        seed: int = 0,
-        drop_last: bool = True,
-        validate: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(
-            root, labeled_split=labeled_split, unlabeled_split=unlabeled_split,
-            num_classes=len(CITYSCAPES_CLASS_NAMES), class_names=CITYSCAPES_CLASS_NAMES,
-            palette=CITYSCAPES_PALETTE, batch_size=batch_size,
-            unlabeled_batch_size=unlabeled_batch_size, eval_batch_size=eval_batch_size,
-            num_workers=num_workers, crop_size=crop_size, scales=scales, seed=seed,
-            labeled_ratio=labeled_ratio, drop_last=drop_last, validate=validate, **kwargs,
+            root, num_classes=len(CITYSCAPES_CLASS_NAMES), class_names=CITYSCAPES_CLASS_NAMES,
+            palette=CITYSCAPES_PALETTE, crop_size=crop_size, **kwargs,
         )
         if layout == "auto":
             if (self.root / "leftImg8bit").is_dir():

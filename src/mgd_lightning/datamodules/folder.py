@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from mgd_lightning.data.classes import default_palette
 from mgd_lightning.data.datasets import SampleFiles
 from mgd_lightning.data.splits import SplitEntry
-from mgd_lightning.data.transforms import DEFAULT_SCALES
-from mgd_lightning.datamodules.base import FileDataModule, Stage
-from mgd_lightning.datamodules.voc import voc_palette
+from mgd_lightning.datamodules.base import Stage
+from mgd_lightning.datamodules.file import FileDataModule
 
 __all__ = ["IMAGE_EXTENSIONS", "FolderDataModule", "read_class_file"]
 
@@ -51,7 +50,7 @@ def read_class_file(path: str | Path) -> tuple[list[str], list[tuple[int, int, i
     names = [str(n) for n in data["class_names"]]
     palette_raw = data.get("palette")
     if palette_raw is None:
-        palette = voc_palette(len(names))
+        palette = default_palette(len(names))
     else:
         try:
             palette = [(int(c[0]), int(c[1]), int(c[2])) for c in palette_raw]
@@ -96,6 +95,10 @@ class FolderDataModule(FileDataModule):
         unlabeled_dir: folder of unlabeled images (relative to ``root``), or None.
         predict_dir: folder of images to predict (relative to ``root`` or absolute), or None.
         mask_suffix: mask file name = ``<id><mask_suffix>``.
+        ignore_index: mask value of unlabeled pixels; default: the class file's
+            ``ignore_index`` (255 if it names none).
+        **kwargs: the shared settings of :class:`FileDataModule` and
+            :class:`SemiSupervisedDataModule`.
     """
 
     layout_help = (
@@ -113,17 +116,7 @@ class FolderDataModule(FileDataModule):
         unlabeled_dir: str | None = "unlabeled",
         predict_dir: str | None = None,
         mask_suffix: str = ".png",
-        labeled_split: str | Path | None = None,
-        labeled_ratio: float | None = None,
-        batch_size: int = 8,
-        unlabeled_batch_size: int | None = None,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        crop_size: int | tuple[int, int] = 512,
-        scales: Sequence[float] = DEFAULT_SCALES,
-        seed: int = 0,
-        drop_last: bool = True,
-        validate: bool = False,
+        ignore_index: int | None = None,
         **kwargs: Any,
     ) -> None:
         root_path = Path(root).expanduser()
@@ -133,16 +126,12 @@ class FolderDataModule(FileDataModule):
                 f"FolderDataModule:\n{self.layout_help}"
             )
         class_path = Path(class_file)
-        names, palette, ignore_index = read_class_file(
+        names, palette, file_ignore_index = read_class_file(
             class_path if class_path.is_absolute() else root_path / class_path
         )
         super().__init__(
-            root_path, labeled_split=labeled_split, num_classes=len(names), class_names=names,
-            palette=palette, ignore_index=kwargs.pop("ignore_index", ignore_index),
-            batch_size=batch_size, unlabeled_batch_size=unlabeled_batch_size,
-            eval_batch_size=eval_batch_size, num_workers=num_workers, crop_size=crop_size,
-            scales=scales, seed=seed, labeled_ratio=labeled_ratio, drop_last=drop_last,
-            validate=validate, **kwargs,
+            root_path, num_classes=len(names), class_names=names, palette=palette,
+            ignore_index=file_ignore_index if ignore_index is None else ignore_index, **kwargs,
         )
         self.image_dir = image_dir
         self.mask_dir = mask_dir

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from mgd_lightning.checks import check_positive_int
 from mgd_lightning.data.datasets import BaseSegmentationDataset
 from mgd_lightning.data.splits import nested_partition
 from mgd_lightning.data.synthetic import (
@@ -34,7 +35,8 @@ class SyntheticDataModule(SemiSupervisedDataModule):
         crop_size: training crop; defaults to ``image_size``.
         scales: random scale set; the default ``(0.75, 1, 1.25, 1.5)`` keeps small objects
             visible at 64 px.
-        seed: seed of the scenes and of the partition.
+        **kwargs: the shared settings of :class:`SemiSupervisedDataModule`; its ``seed`` is
+            also the seed of the scenes.
     """
 
     def __init__(
@@ -44,33 +46,20 @@ class SyntheticDataModule(SemiSupervisedDataModule):
         num_val: int = 256,
         num_test: int = 256,
         labeled_ratio: float = 1 / 16,
-        batch_size: int = 8,
-        unlabeled_batch_size: int | None = None,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
         crop_size: int | tuple[int, int] | None = None,
         scales: Sequence[float] = (0.75, 1.0, 1.25, 1.5),
-        seed: int = 0,
-        drop_last: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(
             num_classes=len(SYNTHETIC_CLASS_NAMES), class_names=SYNTHETIC_CLASS_NAMES,
-            palette=SYNTHETIC_PALETTE, batch_size=batch_size,
-            unlabeled_batch_size=unlabeled_batch_size, eval_batch_size=eval_batch_size,
-            num_workers=num_workers, crop_size=image_size if crop_size is None else crop_size,
-            scales=scales, seed=seed, labeled_ratio=labeled_ratio, drop_last=drop_last,
-            **kwargs,
+            palette=SYNTHETIC_PALETTE, crop_size=image_size if crop_size is None else crop_size,
+            scales=scales, labeled_ratio=labeled_ratio, **kwargs,
         )
-        for name, value in (("num_train", num_train), ("num_val", num_val),
-                            ("num_test", num_test)):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
-        self.scenes = SyntheticScenes(image_size, seed=seed)
+        self.num_train = check_positive_int("num_train", num_train)
+        self.num_val = check_positive_int("num_val", num_val)
+        self.num_test = check_positive_int("num_test", num_test)
+        self.scenes = SyntheticScenes(image_size, seed=self.seed)
         self.image_size = (self.scenes.height, self.scenes.width)
-        self.num_train = num_train
-        self.num_val = num_val
-        self.num_test = num_test
 
     def _train_datasets(self) -> tuple[BaseSegmentationDataset, BaseSegmentationDataset]:
         assert self.labeled_ratio is not None

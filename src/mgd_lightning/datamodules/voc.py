@@ -2,46 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from mgd_lightning.data.classes import VOC_CLASS_NAMES, VOC_PALETTE, voc_palette
 from mgd_lightning.data.datasets import SampleFiles
 from mgd_lightning.data.splits import SplitEntry, read_split_file
-from mgd_lightning.data.transforms import DEFAULT_SCALES
-from mgd_lightning.datamodules.base import FileDataModule, Stage
+from mgd_lightning.datamodules.base import Stage
+from mgd_lightning.datamodules.file import FileDataModule
 
 __all__ = ["VOC_CLASS_NAMES", "VOC_PALETTE", "PascalVOCDataModule", "voc_palette"]
-
-VOC_CLASS_NAMES: tuple[str, ...] = (
-    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
-    "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
-    "sheep", "sofa", "train", "tvmonitor",
-)
-
-
-def voc_palette(n: int = 256) -> list[tuple[int, int, int]]:
-    """The VOC colour map (bit-interleaving rule of the VOC devkit).
-
-    Examples:
-        >>> voc_palette(3)
-        [(0, 0, 0), (128, 0, 0), (0, 128, 0)]
-    """
-    colours = []
-    for i in range(n):
-        r = g = b = 0
-        c = i
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        colours.append((r, g, b))
-    return colours
-
-
-VOC_PALETTE: tuple[tuple[int, int, int], ...] = tuple(voc_palette(21))
-
 
 class PascalVOCDataModule(FileDataModule):
     """PASCAL VOC 2012 augmented with SBD (10 582 train_aug, 1449 val), 21 classes.
@@ -64,10 +34,11 @@ class PascalVOCDataModule(FileDataModule):
     Args:
         root: the ``pascal_voc`` folder.
         partition: CPS subset used when neither ``labeled_split`` nor ``labeled_ratio`` is given.
-        labeled_split: labeled split file (ids or U2PL path pairs).
-        unlabeled_split: unlabeled split file (ids or U2PL path pairs).
         val_split: validation list; default ``val.txt``.
-        crop_size: default 512 (METHOD.md C.1).
+        eval_batch_size: default 1: VOC images differ in size.
+        **kwargs: the shared settings of :class:`FileDataModule` (``labeled_split``,
+            ``unlabeled_split``: ids or U2PL path pairs) and :class:`SemiSupervisedDataModule`
+            (``crop_size`` default 512, METHOD.md C.1).
     """
 
     layout_help = (
@@ -81,28 +52,13 @@ class PascalVOCDataModule(FileDataModule):
         self,
         root: str | Path,
         partition: Literal["1-16", "1-8", "1-4", "1-2"] = "1-8",
-        labeled_split: str | Path | None = None,
-        unlabeled_split: str | Path | None = None,
         val_split: str | Path | None = None,
-        labeled_ratio: float | None = None,
-        batch_size: int = 8,
-        unlabeled_batch_size: int | None = None,
         eval_batch_size: int | None = 1,
-        num_workers: int = 0,
-        crop_size: int | tuple[int, int] = 512,
-        scales: Sequence[float] = DEFAULT_SCALES,
-        seed: int = 0,
-        drop_last: bool = True,
-        validate: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(
-            root, labeled_split=labeled_split, unlabeled_split=unlabeled_split,
-            num_classes=len(VOC_CLASS_NAMES), class_names=VOC_CLASS_NAMES, palette=VOC_PALETTE,
-            batch_size=batch_size, unlabeled_batch_size=unlabeled_batch_size,
-            eval_batch_size=eval_batch_size, num_workers=num_workers, crop_size=crop_size,
-            scales=scales, seed=seed, labeled_ratio=labeled_ratio, drop_last=drop_last,
-            validate=validate, **kwargs,
+            root, num_classes=len(VOC_CLASS_NAMES), class_names=VOC_CLASS_NAMES,
+            palette=VOC_PALETTE, eval_batch_size=eval_batch_size, **kwargs,
         )
         self.partition = partition
         self.val_split = self._resolve_path(val_split)

@@ -20,7 +20,12 @@ from mgd_lightning.models.profile import (
     format_report,
     profile_report,
 )
-from mgd_lightning.models.spec import build_network, network_from_checkpoint, network_spec
+from mgd_lightning.models.spec import (
+    build_network,
+    load_student,
+    network_from_checkpoint,
+    network_spec,
+)
 from mgd_lightning.models.teachers import BNMode, TeacherName, TeacherOutputs, TeacherPair
 from mgd_lightning.models.weights import (
     load_checkpoint,
@@ -54,6 +59,7 @@ __all__ = [
     "load_network_weights",
     "load_state_dict_file",
     "load_state_dict_strict",
+    "load_student",
     "network_from_checkpoint",
     "network_spec",
     "profile_report",

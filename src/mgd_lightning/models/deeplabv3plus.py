@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -17,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mgd_lightning.checks import check_positive_int
 from mgd_lightning.models.outputs import SegmentationOutput
 from mgd_lightning.models.weights import (
     load_network_weights,
@@ -43,12 +45,6 @@ def plain_init_args(local_variables: dict[str, Any]) -> dict[str, Any]:
             value = list(value)
         args[key] = value
     return args
-
-
-def _check_positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
-    return value
 
 
 class ASPP(nn.Module):
@@ -217,8 +213,6 @@ class DeepLabV3Plus(nn.Module):
         >>> logits, features = net(torch.zeros(1, 3, 64, 64))
         >>> tuple(logits.shape), tuple(features.shape)
         ((1, 3, 64, 64), (1, 16, 16, 16))
-        >>> tuple(net.predict(torch.zeros(2, 3, 32, 32)).shape)
-        (2, 3, 32, 32)
     """
 
     def __init__(
@@ -237,10 +231,10 @@ class DeepLabV3Plus(nn.Module):
     ) -> None:
         recorded = plain_init_args(locals())
         super().__init__()
-        _check_positive_int(num_classes, "num_classes")
-        _check_positive_int(head_channels, "head_channels")
+        check_positive_int("num_classes", num_classes)
+        check_positive_int("head_channels", head_channels)
         if low_level_channels is not None:
-            _check_positive_int(low_level_channels, "low_level_channels")
+            check_positive_int("low_level_channels", low_level_channels)
         if output_stride not in (8, 16, 32) or isinstance(output_stride, bool):
             raise ValueError(f"`output_stride` must be 8, 16 or 32, got {output_stride!r}")
         if not isinstance(backbone, str) or not timm.is_model(backbone):
@@ -372,17 +366,17 @@ class DeepLabV3Plus(nn.Module):
         return SegmentationOutput(logits, features)
 
     def predict(self, x: Tensor) -> Tensor:
-        """Return the logits alone (``self(x).logits``).
+        """Deprecated: the logits alone; use ``self(x).logits`` instead.
 
-        Neither the mode (train/eval) nor the gradient setting is changed: call ``.eval()``
-        and wrap in ``torch.no_grad()`` for inference.
-
-        Args:
-            x: ``(B, 3, H, W)`` images.
-
-        Returns:
-            ``(B, K, H, W)`` logits.
+        In this library "predict" means class maps (``predict_step``, the prediction writer);
+        logits come from the network's output (``logits_of``, ``segment``).
         """
+        warnings.warn(
+            "DeepLabV3Plus.predict(x) is deprecated: use net(x).logits (or "
+            "mgd_lightning.models.segment(net, x) for evaluation-style inference)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return self.forward(x).logits
 
     def extra_repr(self) -> str:

@@ -8,8 +8,11 @@ interpolation are not counted. Counted with forward hooks on a real forward pass
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import NamedTuple, cast
 
 import torch
@@ -17,14 +20,25 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 
+from mgd_lightning.files import write_text_atomic
 from mgd_lightning.models.deeplabv3plus import DeepLabV3Plus
+from mgd_lightning.models.presets import (
+    StudentMobileNetV2,
+    StudentResNet18,
+    TeacherResNet101,
+    TeacherWideResNet50,
+)
+from mgd_lightning.models.spec import network_from_checkpoint
 
 __all__ = [
+    "PRESETS",
     "ProfileRow",
     "count_flops",
     "count_parameters",
     "format_report",
     "profile_report",
+    "resolve_network",
+    "write_report",
 ]
 
 
@@ -218,3 +232,64 @@ def format_report(rows: Sequence[ProfileRow], input_size: Sequence[int] = (512, 
             f"{r.total_flops / 1e9:.2f} | {r.backbone_ratio:.2f} | {r.total_ratio:.2f} |"
         )
     return "\n".join(lines)
+
+
+#: Network names ``resolve_network`` accepts besides checkpoint paths, per role.
+PRESETS: dict[str, dict[str, Callable[[int], DeepLabV3Plus]]] = {
+    "student": {
+        "resnet18": lambda k: StudentResNet18(num_classes=k),
+        "mobilenetv2": lambda k: StudentMobileNetV2(num_classes=k),
+    },
+    "deep": {"resnet101": lambda k: TeacherResNet101(num_classes=k)},
+    "wide": {"wrn50": lambda k: TeacherWideResNet50(num_classes=k)},
+}
+
+
+def resolve_network(role: str, value: str, num_classes: int) -> DeepLabV3Plus | None:
+    """The network of ``role`` named by ``value``: a preset, a checkpoint path, or ``none``.
+
+    Args:
+        role: ``"student"``, ``"deep"`` or ``"wide"`` (the ``mgd-lightning profile`` option).
+        value: a name of :data:`PRESETS` for the role, a checkpoint file, or ``"none"``
+            (teachers only).
+        num_classes: classes of a preset network (a checkpoint keeps its own).
+
+    Raises:
+        FileNotFoundError: ``value`` is neither a preset nor an existing file.
+        ValueError: the checkpoint holds no network description or not a DeepLabV3Plus.
+    """
+    if value.lower() == "none":
+        if role == "student":
+            raise ValueError("--student cannot be 'none': the ratios are relative to it")
+        return None
+    presets = PRESETS[role]
+    if value.lower() in presets:
+        return presets[value.lower()](num_classes)
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"--{role} {value!r} is neither a preset ({', '.join(sorted(presets))}"
+            f"{', none' if role != 'student' else ''}) nor an existing checkpoint file"
+        )
+    network: nn.Module = network_from_checkpoint(path, load_weights=False)
+    if not isinstance(network, DeepLabV3Plus):
+        raise ValueError(
+            f"--{role} {path}: the checkpoint's network is a {type(network).__name__}, not a "
+            "DeepLabV3Plus (the report needs its `backbone`)"
+        )
+    return network
+
+
+def write_report(
+    path: str | os.PathLike[str], rows: Sequence[ProfileRow], input_size: Sequence[int]
+) -> Path:
+    """Write the report atomically: ``.json`` (the rows) or anything else (the table)."""
+    target = Path(path)
+    size = _check_size(input_size)
+    if target.suffix.lower() == ".json":
+        text = json.dumps(
+            {"input_size": list(size), "rows": [row._asdict() for row in rows]}, indent=2
+        )
+    else:
+        text = format_report(rows, size)
+    return write_text_atomic(target, text + "\n")

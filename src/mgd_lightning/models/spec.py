@@ -3,7 +3,7 @@
 A network that defines ``init_args`` (a dict of plain values: its constructor arguments) can be
 described as ``{"class_path": "pkg.module.Class", "init_args": {...}}`` and rebuilt from that
 description. Training modules store the description of their network in every checkpoint
-(key ``"mgd_network"``), which is how :func:`load_network` and ``TeacherPair`` rebuild a student
+(key ``"mgd_network"``), which is how :func:`load_student` and ``TeacherPair`` rebuild a student
 or a teacher from a checkpoint file alone.
 """
 
@@ -12,13 +12,14 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from torch import nn
 
 from mgd_lightning.models.weights import load_checkpoint, load_network_weights
 
-__all__ = ["build_network", "network_from_checkpoint", "network_spec"]
+__all__ = ["build_network", "load_student", "network_from_checkpoint", "network_spec"]
 
 # Packages whose classes a description may name without being imported first.
 _TRUSTED_PACKAGES = ("mgd_lightning.",)
@@ -107,4 +108,43 @@ def network_from_checkpoint(path: str | os.PathLike[str], load_weights: bool = F
     network = build_network({"class_path": spec["class_path"], "init_args": init_args})
     if load_weights:
         load_network_weights(network, path)
+    return network
+
+
+def load_student(network_or_checkpoint: nn.Module | str | os.PathLike[str]) -> nn.Module:
+    """The network to export, in eval mode on the CPU, as a plain module.
+
+    Args:
+        network_or_checkpoint: a network; a training module (its ``network``: the student of a
+            ``DistillationModule``, branch 1 of a ``CPSModule``); or the path of a checkpoint of
+            this library's training modules (rebuilt with
+            :func:`~mgd_lightning.models.network_from_checkpoint`, weights loaded strictly).
+
+    Returns:
+        The network (not a copy when a module was given). A network rebuilt from a checkpoint
+        is in eval mode; a given one keeps its mode (the export functions switch it to eval
+        mode for the export and back).
+
+    Raises:
+        FileNotFoundError: the checkpoint does not exist.
+        ValueError: the checkpoint holds no network description, or the argument is neither a
+            module nor a path.
+    """
+    if isinstance(network_or_checkpoint, nn.Module):
+        network = getattr(network_or_checkpoint, "network", network_or_checkpoint)
+        if not isinstance(network, nn.Module):
+            network = network_or_checkpoint
+    elif isinstance(network_or_checkpoint, str | os.PathLike):
+        path = Path(network_or_checkpoint).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"checkpoint {path} does not exist (or is not a file); give the path of a "
+                "checkpoint written by this library's training modules, e.g. runs/.../last.ckpt"
+            )
+        network = network_from_checkpoint(path, load_weights=True).eval()
+    else:
+        raise ValueError(
+            "`network_or_checkpoint` must be an nn.Module or a checkpoint path, got "
+            f"{type(network_or_checkpoint).__name__}"
+        )
     return network

@@ -310,15 +310,17 @@ class TeacherPair(nn.Module):
         return SegmentationOutput(_ordinary(logits, x.dtype), _ordinary(features, x.dtype))
 
     def forward(
-        self, views: Sequence[Tensor], teachers: Sequence[TeacherName] = _NAMES
+        self, views: Tensor | Sequence[Tensor], teachers: Sequence[TeacherName] = _NAMES
     ) -> TeacherOutputs:
-        """Run the chosen teachers over several views, one pass per teacher when possible.
+        """Run the chosen teachers over one batch or several views, one pass per teacher.
 
         Views with the same ``(3, H, W)`` are concatenated along the batch and the outputs
         split back; views of different sizes (or ``concat_views=False``) get separate passes.
+        One batch ``pair(x)`` is one view: ``pair(x).deep[0].logits``.
 
         Args:
-            views: ``(B_i, 3, H_i, W_i)`` image batches, e.g. labeled, unlabeled A and B.
+            views: a ``(B, 3, H, W)`` batch, or a sequence of ``(B_i, 3, H_i, W_i)`` image
+                batches, e.g. labeled, unlabeled A and B.
             teachers: which teachers to run, any of ``"deep"`` and ``"wide"``.
 
         Returns:
@@ -328,9 +330,13 @@ class TeacherPair(nn.Module):
         Raises:
             ValueError: ``views`` is empty or not 4-D tensors, or a teacher name is unknown.
         """
-        views = list(views)
+        views = [views] if isinstance(views, Tensor) else list(views)
         if not views or not all(isinstance(v, Tensor) and v.dim() == 4 for v in views):
-            raise ValueError("`views` must be a non-empty sequence of (B, 3, H, W) tensors")
+            shapes = [tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__ for v in views]
+            raise ValueError(
+                "`views` must be a (B, 3, H, W) tensor or a non-empty sequence of them, got "
+                f"{shapes}"
+            )
         unknown = [t for t in teachers if t not in _NAMES]
         if unknown:
             raise ValueError(f"`teachers` must be among 'deep', 'wide'; got {unknown!r}")

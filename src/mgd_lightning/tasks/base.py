@@ -13,6 +13,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassJaccardIndex
 
+from mgd_lightning.evaluation import iou_metric, mean_iou
 from mgd_lightning.losses.ohem import ohem_cross_entropy
 from mgd_lightning.models.inference import InferenceMode, segment
 from mgd_lightning.models.spec import network_from_checkpoint, network_spec
@@ -129,19 +130,11 @@ class SegmentationTask(L.LightningModule):
         self.eval_mode: InferenceMode = eval_mode
         self.eval_window, self.eval_stride, self.eval_pad_to = eval_window, eval_stride, eval_pad_to
         self.non_finite: NonFinitePolicy = non_finite
-        self.val_iou = self._iou_metric()
-        self.test_iou = self._iou_metric()
+        self.val_iou = iou_metric(num_classes, ignore_index)
+        self.test_iou = iou_metric(num_classes, ignore_index)
         self.skipped_steps = 0
 
     # ------------------------------------------------------------------ losses and checks
-    def _iou_metric(self) -> MulticlassJaccardIndex:
-        return MulticlassJaccardIndex(
-            self.num_classes,
-            average="none",
-            ignore_index=self.ignore_index,
-            zero_division=float("nan"),
-        )
-
     def supervised_loss(self, logits: Tensor, target: Tensor) -> Tensor:
         """Supervised loss on labeled pixels: mean CE (0 when no pixel is labelled) or OHEM CE.
 
@@ -205,8 +198,7 @@ class SegmentationTask(L.LightningModule):
 
     def _log_iou(self, stage: str, metric: MulticlassJaccardIndex) -> None:
         per_class = metric.compute()
-        miou = torch.nanmean(per_class)
-        self.log(f"{stage}_mIoU", miou, prog_bar=True, sync_dist=False)
+        self.log(f"{stage}_mIoU", mean_iou(per_class), prog_bar=True, sync_dist=False)
         for name, value in zip(self.class_names, per_class, strict=True):
             self.log(f"{stage}_IoU_{name}", value, sync_dist=False)
         metric.reset()

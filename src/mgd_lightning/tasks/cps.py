@@ -8,15 +8,13 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from mgd_lightning.data.batch import TrainBatch
 from mgd_lightning.data.mixing import mix
 from mgd_lightning.losses.functional import pixel_consistency_loss
+from mgd_lightning.models.inference import logits_of
 from mgd_lightning.tasks.base import SegmentationTask
 
 __all__ = ["CPSModule"]
-
-
-def _logits(output: Any) -> Tensor:
-    return output[0] if isinstance(output, tuple) else output
 
 
 class CPSModule(SegmentationTask):
@@ -56,22 +54,22 @@ class CPSModule(SegmentationTask):
         yield self.network
         yield self.network2
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
+    def training_step(self, batch: TrainBatch, batch_idx: int) -> Tensor | None:
         labeled, unlabeled = batch["labeled"], batch["unlabeled"]
         x_l, y = labeled["image"], labeled["mask"]
         u_a, u_b, box = unlabeled["image_a"], unlabeled["image_b"], unlabeled["cutmix_mask"]
         x_m = mix(u_a, u_b, box)
         n = u_a.shape[0]
         with torch.no_grad():
-            p1 = _logits(self.network(torch.cat([u_a, u_b])))
-            p2 = _logits(self.network2(torch.cat([u_a, u_b])))
+            p1 = logits_of(self.network(torch.cat([u_a, u_b])))
+            p2 = logits_of(self.network2(torch.cat([u_a, u_b])))
         target_for_1 = mix(p2[:n], p2[n:], box)
         target_for_2 = mix(p1[:n], p1[n:], box)
-        sup = self.supervised_loss(_logits(self.network(x_l)), y) + self.supervised_loss(
-            _logits(self.network2(x_l)), y
+        sup = self.supervised_loss(logits_of(self.network(x_l)), y) + self.supervised_loss(
+            logits_of(self.network2(x_l)), y
         )
-        cps = pixel_consistency_loss(_logits(self.network(x_m)), target_for_1) + (
-            pixel_consistency_loss(_logits(self.network2(x_m)), target_for_2)
+        cps = pixel_consistency_loss(logits_of(self.network(x_m)), target_for_1) + (
+            pixel_consistency_loss(logits_of(self.network2(x_m)), target_for_2)
         )
         total = sup + self.cps_weight * cps
         return self._finish_step({"sup": sup, "cps": cps}, total, batch_size=x_l.shape[0])

@@ -6,6 +6,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from mgd_lightning.data.batch import TrainBatch
 from mgd_lightning.data.mixing import mix
 from mgd_lightning.losses import ImageSemanticLoss, PixelConsistencyLoss, RegionContentLoss
 from mgd_lightning.losses.functional import (
@@ -39,7 +40,7 @@ class DistillationModule(SegmentationTask):
     Pseudo-labels are taken per view and then mixed (``mix(argmax T(u_a), argmax T(u_b), M)``,
     equal to the argmax of the mixed logits because the mask selects whole pixels), so no mixed
     ``(B, K, H, W)`` logits are materialised. With a teacher-label cache
-    (:mod:`mgd_lightning.cache`) the batch carries the labels instead: ``labeled`` gets
+    (:mod:`mgd_lightning.teacher_labels`) the batch carries the labels instead: ``labeled`` gets
     ``"teacher_labels"`` ``(B, 2, H, W)`` and ``unlabeled`` gets ``"teacher_labels_a"``,
     ``"teacher_labels_b"`` (deep, wide; ``uint8``, 255 = no label, ignored); the teachers then
     run on the mixed batch only, for the image- and region-level terms.
@@ -104,7 +105,7 @@ class DistillationModule(SegmentationTask):
         """The student network (the same module as ``network``)."""
         return self.network
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
+    def training_step(self, batch: TrainBatch, batch_idx: int) -> Tensor | None:
         if self.teachers is None:
             raise RuntimeError(
                 "DistillationModule was built without teachers: pass teachers=TeacherPair(...) "
@@ -202,30 +203,24 @@ class MGDModule(DistillationModule):
     reference: ``0.004`` per image with ``"mean"``), ``region_weight=100``, ``G = 7``. For
     MobileNet-v2 students the reference uses ``0.0005`` and ``50``; for Cityscapes ResNet-18
     ``0.001`` and ``100`` with ``supervised_loss="ohem"``: see the configs.
+
+    Args:
+        network: The student.
+        teachers: The frozen teachers (``None`` when loading a checkpoint for inference).
+        image_weight: Weight of the image-level loss (the paper: 0.002, summed reduction).
+        region_weight: Weight of the region-level loss (the paper: 100).
+        **kwargs: The other settings of :class:`DistillationModule` and
+            :class:`~mgd_lightning.tasks.base.SegmentationTask`.
     """
 
     def __init__(
         self,
         network: nn.Module,
         teachers: TeacherPair | None = None,
-        sup_weight: float = 1.0,
-        pixel_weight: float = 1.0,
         image_weight: float = 0.002,
         region_weight: float = 100.0,
-        image_reduction: ImageReduction = "sum",
-        region_grid_size: int = 7,
-        pixel_confidence_threshold: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(
-            network,
-            teachers,
-            sup_weight,
-            pixel_weight,
-            image_weight,
-            region_weight,
-            image_reduction,
-            region_grid_size,
-            pixel_confidence_threshold,
-            **kwargs,
+            network, teachers, image_weight=image_weight, region_weight=region_weight, **kwargs
         )

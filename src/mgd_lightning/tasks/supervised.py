@@ -6,6 +6,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from mgd_lightning.models.inference import logits_of
 from mgd_lightning.tasks.base import SegmentationTask
 
 __all__ = ["SupervisedModule"]
@@ -28,8 +29,8 @@ class SupervisedModule(SegmentationTask):
         super().__init__(network, **kwargs)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
+        """``batch``: a ``TrainBatch`` (its ``"unlabeled"`` part unused) or a ``LabeledBatch``."""
         labeled = batch.get("labeled", batch)
-        logits = self.network(labeled["image"])
-        logits = logits[0] if isinstance(logits, tuple) else logits
+        logits = logits_of(self.network(labeled["image"]))
         loss = self.supervised_loss(logits, labeled["mask"])
         return self._finish_step({"sup": loss}, loss, batch_size=labeled["image"].shape[0])

@@ -6,11 +6,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mgd_lightning.cache.datasets import CachedLabeledDataset, CachedUnlabeledPairDataset
-from mgd_lightning.cache.labels import TeacherLabelCache, build_teacher_label_cache
 from mgd_lightning.data.datasets import BaseSegmentationDataset, UnlabeledPairDataset
 from mgd_lightning.data.transforms import eval_transform
 from mgd_lightning.models.teachers import TeacherPair
+from mgd_lightning.teacher_labels.datasets import CachedLabeledDataset, CachedUnlabeledPairDataset
+from mgd_lightning.teacher_labels.labels import TeacherLabelCache, build_teacher_label_cache
 
 __all__ = ["attach_teacher_label_cache"]
 
@@ -38,7 +38,7 @@ def attach_teacher_label_cache(
     Calls ``datamodule.setup("fit")``, builds (or reopens, if the image ids match) one cache
     per training set under ``root/labeled`` and ``root/unlabeled``, and wraps the
     datamodule's ``labeled_dataset`` and ``unlabeled_dataset`` so that its batches carry the
-    warped labels (see :mod:`mgd_lightning.cache.datasets`). A
+    warped labels (see :mod:`mgd_lightning.teacher_labels.datasets`). A
     :class:`~mgd_lightning.tasks.DistillationModule` then runs its teachers on the mixed
     batch only.
 

@@ -20,10 +20,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from mgd_lightning.cache.geometry import ViewGeometry, geometry_from_applied
-from mgd_lightning.cache.labels import TeacherLabelCache
 from mgd_lightning.data.datasets import BaseSegmentationDataset, UnlabeledPairDataset
 from mgd_lightning.data.transforms import SegmentationTransform
+from mgd_lightning.teacher_labels.geometry import ViewGeometry, geometry_from_applied
+from mgd_lightning.teacher_labels.labels import TeacherLabelCache
 
 __all__ = ["CachedLabeledDataset", "CachedUnlabeledPairDataset", "GeometryRecordingTransform"]
 

@@ -9,16 +9,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mgd_lightning.cache import (
-    NO_LABEL,
-    CachedLabeledDataset,
-    CachedUnlabeledPairDataset,
-    GeometryRecordingTransform,
-    TeacherLabelCache,
-    ViewGeometry,
-    build_teacher_label_cache,
-    warp_labels,
-)
 from mgd_lightning.data.datasets import (
     ImageDataset,
     SampleFiles,
@@ -30,6 +20,16 @@ from mgd_lightning.data.transforms import train_transform
 from mgd_lightning.models import DeepLabV3Plus
 from mgd_lightning.models.teachers import TeacherPair
 from mgd_lightning.tasks import MGDModule
+from mgd_lightning.teacher_labels import (
+    NO_LABEL,
+    CachedLabeledDataset,
+    CachedUnlabeledPairDataset,
+    GeometryRecordingTransform,
+    TeacherLabelCache,
+    ViewGeometry,
+    build_teacher_label_cache,
+    warp_labels,
+)
 
 K = 3
 
@@ -214,3 +214,47 @@ def test_auto_autocast_and_ordinary_outputs() -> None:
     assert student.grad is not None
     assert TeacherPair(_tiny(1), _tiny(2), autocast_dtype=None).resolved_autocast_dtype(
         "cpu") is None
+
+
+def test_callback_builds_the_cache_and_trains_from_it(tmp_path: Path) -> None:
+    """The callback (what a LightningCLI config names) attaches the cache when fitting starts."""
+    import lightning.pytorch as pl
+
+    from mgd_lightning.datamodules import SyntheticDataModule
+    from mgd_lightning.teacher_labels import TeacherLabelCacheCallback
+
+    datamodule = SyntheticDataModule(
+        image_size=32, num_train=8, num_val=2, num_test=2, labeled_ratio=0.5, batch_size=2
+    )
+    k = datamodule.num_classes
+
+    def tiny(seed: int) -> DeepLabV3Plus:
+        torch.manual_seed(seed)
+        return DeepLabV3Plus("resnet10t", num_classes=k, head_channels=8)
+
+    keys: list[set[str]] = []
+
+    class _Keys(pl.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # type: ignore[no-untyped-def]
+            keys.append(set(batch["labeled"]) | set(batch["unlabeled"]))
+
+    module = MGDModule(tiny(0), TeacherPair(tiny(1), tiny(2)), num_classes=k)
+    trainer = pl.Trainer(
+        max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+        callbacks=[TeacherLabelCacheCallback(tmp_path / "labels"), _Keys()],
+    )
+    trainer.fit(module, datamodule=datamodule)
+    assert (tmp_path / "labels" / "labeled" / "meta.json").is_file()
+    assert (tmp_path / "labels" / "unlabeled" / "meta.json").is_file()
+    assert {"teacher_labels", "teacher_labels_a", "teacher_labels_b"} <= keys[0]
+
+
+def test_callback_needs_teachers(tmp_path: Path) -> None:
+    import lightning.pytorch as pl
+
+    from mgd_lightning.teacher_labels import TeacherLabelCacheCallback
+
+    callback = TeacherLabelCacheCallback(tmp_path)
+    with pytest.raises(ValueError, match="teachers"):
+        callback.on_fit_start(pl.Trainer(logger=False), pl.LightningModule())

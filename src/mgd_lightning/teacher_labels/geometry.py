@@ -138,7 +138,7 @@ def warp_labels(cached: Tensor, geometry: ViewGeometry, fill: int = 255) -> Tens
         cached: ``(H_c, W_c)`` (or ``(T, H_c, W_c)`` for several teachers) integer labels of the
             source image, unflipped.
         geometry: the view's :class:`ViewGeometry`.
-        fill: label of padded pixels (the cache's :data:`~mgd_lightning.cache.NO_LABEL`).
+        fill: label of padded pixels (the cache's :data:`~mgd_lightning.teacher_labels.NO_LABEL`).
 
     Returns:
         ``(height, width)`` (or ``(T, height, width)``) labels, dtype of ``cached``.

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mgd_lightning.cache.geometry import ViewGeometry, warp_labels
 from mgd_lightning.models.teachers import TeacherName, TeacherPair
+from mgd_lightning.teacher_labels.geometry import ViewGeometry, warp_labels
 
 __all__ = ["NO_LABEL", "TeacherLabelCache", "build_teacher_label_cache"]
 
