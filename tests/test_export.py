@@ -1,4 +1,7 @@
-"""Export of the student: ONNX and TorchScript match PyTorch at two sizes; bad inputs raise."""
+"""Export of the student, as a library call and as ``mgd-lightning export`` from a checkpoint.
+
+ONNX and TorchScript match PyTorch at two sizes; bad inputs raise or name the argument.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,9 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from _tiny_config import SHORT_FIT, tiny_network, write_config
+from _tiny_models import make_tiny
+from mgd_lightning.cli import main
 from mgd_lightning.export import (
     LogitsOnly,
     export,
@@ -19,15 +25,14 @@ from mgd_lightning.export import (
     load_student,
     load_torchscript,
 )
-from mgd_lightning.models import DeepLabV3Plus, TeacherPair
+from mgd_lightning.models import DeepLabV3Plus, TeacherPair, network_from_checkpoint
 from mgd_lightning.tasks import DistillationModule
 
 SIZES = [(2, 3, 32, 48), (1, 3, 64, 40)]
 
 
 def _tiny(seed: int = 0) -> DeepLabV3Plus:
-    torch.manual_seed(seed)
-    return DeepLabV3Plus("resnet10t", num_classes=3, head_channels=16)
+    return make_tiny(seed=seed)
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +133,74 @@ def test_missing_onnx_package_is_named(
     with pytest.raises(ImportError, match=r"mgd-lightning\[export\]"):
         export_onnx(network, tmp_path / "x.onnx")
     assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- mgd-lightning export
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("fit")
+    config = write_config(
+        folder / "fit.yaml",
+        model={"class_path": "mgd_lightning.tasks.SupervisedModule",
+               "init_args": {"network": tiny_network(16)}},
+        data={"num_train": 8, "num_val": 2, "num_test": 2, "labeled_ratio": 0.5},
+        default_root_dir=str(folder / "runs"),
+        **SHORT_FIT,
+    )
+    main(["fit", "--config", str(config)])
+    path = folder / "runs" / "checkpoints" / "last.ckpt"
+    assert path.is_file()
+    return path
+
+
+def _inputs() -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    return [torch.randn(2, 3, 32, 32, generator=generator), torch.randn(1, 3, 48, 64)]
+
+
+def test_export_onnx_and_torchscript_match_the_checkpoint(
+    checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    onnx_path, ts_path = tmp_path / "s.onnx", tmp_path / "nested" / "s.pt"
+    common = ["--checkpoint", str(checkpoint), "--example-size", "32"]
+    onnx_args = ["--format", "onnx", "--opset", "17", "--verify", "--output", str(onnx_path)]
+    assert main(["export", *common, *onnx_args]) == 0
+    assert main(["export", *common, "--format", "torchscript", "--output", str(ts_path)]) == 0
+    assert f"wrote {ts_path}" in capsys.readouterr().out
+    student = network_from_checkpoint(checkpoint, load_weights=True).eval()
+    session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    scripted = load_torchscript(ts_path)
+    for images in _inputs():
+        with torch.no_grad():
+            expected = student(images).logits.numpy()
+            np.testing.assert_allclose(scripted(images).numpy(), expected, atol=1e-4, rtol=0)
+        (logits,) = session.run(None, {"images": images.numpy()})
+        np.testing.assert_allclose(logits, expected, atol=1e-4, rtol=0)
+
+
+def test_missing_checkpoint_names_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "missing.ckpt"
+    assert main(["export", "--checkpoint", str(missing), "--output", str(tmp_path / "s.pt")]) == 1
+    assert str(missing) in capsys.readouterr().err
+    assert not (tmp_path / "s.pt").exists()
+
+
+def test_unknown_format_names_the_argument(
+    checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["export", "--checkpoint", str(checkpoint), "--format", "tf", "--output", "x"])
+    assert exit_info.value.code == 2
+    assert "--format" in capsys.readouterr().err
+
+
+def test_unwritable_output_names_the_path(
+    checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    output = blocker / "s.onnx"
+    assert main(["export", "--checkpoint", str(checkpoint), "--output", str(output)]) == 1
+    assert str(blocker) in capsys.readouterr().err

@@ -13,6 +13,7 @@ import torch
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 from PIL import Image
 
+from _tiny_models import make_tiny
 from mgd_lightning.callbacks import PerClassIoUTable, SegmentationPanels
 from mgd_lightning.data.synthetic import SYNTHETIC_CLASS_NAMES
 from mgd_lightning.datamodules import SyntheticDataModule
@@ -24,8 +25,7 @@ GAP = 2
 
 
 def _tiny(seed: int = 0) -> DeepLabV3Plus:
-    torch.manual_seed(seed)
-    return DeepLabV3Plus("resnet10t", num_classes=6, head_channels=16)
+    return make_tiny(6, seed=seed)
 
 
 def _data() -> SyntheticDataModule:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from _tiny_models import make_tiny
 from mgd_lightning.cli import main
 from mgd_lightning.models import DeepLabV3Plus, count_flops, network_spec
 
@@ -16,7 +17,7 @@ SIZE = "32"
 
 def _checkpoint(folder: Path, name: str, head_channels: int) -> tuple[Path, DeepLabV3Plus]:
     """A file with the network description only (the report needs no trained weights)."""
-    network = DeepLabV3Plus("resnet10t", num_classes=3, head_channels=head_channels)
+    network = make_tiny(3, head_channels=head_channels)
     path = folder / f"{name}.ckpt"
     torch.save({"mgd_network": network_spec(network), "state_dict": {}}, path)
     return path, network

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _task_configs import mgd_model, tiny_network, write_config
+
+from _tiny_config import mgd_model, tiny_network, write_config
 
 
 @pytest.fixture

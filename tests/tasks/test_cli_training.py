@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from _task_configs import mgd_model, write_config
 
+from _tiny_config import mgd_model, write_config
+from _tiny_models import make_tiny
 from mgd_lightning.cli import main
 from mgd_lightning.models import TeacherPair
 from mgd_lightning.tasks import MGDModule, SupervisedModule
@@ -128,13 +129,9 @@ def test_resume_continues_step_count_and_schedule(supervised_config: Path, tmp_p
 
 
 def test_zero_distillation_weights_equal_the_supervised_loss() -> None:
-    from mgd_lightning.models import DeepLabV3Plus
-
-    torch.manual_seed(0)
-    student = DeepLabV3Plus("resnet10t", num_classes=4, head_channels=8)
+    student = make_tiny(4, seed=0, head_channels=8)
     teachers = TeacherPair(
-        DeepLabV3Plus("resnet10t", num_classes=4, head_channels=8),
-        DeepLabV3Plus("resnet10t", num_classes=4, head_channels=8),
+        make_tiny(4, seed=1, head_channels=8), make_tiny(4, seed=2, head_channels=8)
     )
     distill = MGDModule(
         student, teachers, num_classes=4, pixel_weight=0.0, image_weight=0.0, region_weight=0.0

@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from _tiny_models import make_tiny
 from mgd_lightning.data.datasets import (
     ImageDataset,
     SampleFiles,
@@ -35,8 +36,7 @@ K = 3
 
 
 def _tiny(seed: int) -> DeepLabV3Plus:
-    torch.manual_seed(seed)
-    return DeepLabV3Plus("resnet10t", num_classes=K, head_channels=16)
+    return make_tiny(K, seed=seed)
 
 
 @pytest.fixture(scope="module")
@@ -229,8 +229,7 @@ def test_callback_builds_the_cache_and_trains_from_it(tmp_path: Path) -> None:
     k = datamodule.num_classes
 
     def tiny(seed: int) -> DeepLabV3Plus:
-        torch.manual_seed(seed)
-        return DeepLabV3Plus("resnet10t", num_classes=k, head_channels=8)
+        return make_tiny(k, seed=seed, head_channels=8)
 
     keys: list[set[str]] = []
 
