@@ -53,8 +53,8 @@ def first_batch(loader: Any) -> Any:
 def check_train_batch(batch: dict[str, Any], b: int, bu: int, h: int, w: int) -> None:
     assert set(batch) == {"labeled", "unlabeled"}
     lab, unl = batch["labeled"], batch["unlabeled"]
-    assert set(lab) == set(LabeledBatch.__annotations__)
-    assert set(unl) == set(UnlabeledPairBatch.__annotations__)
+    assert set(lab) == set(LabeledBatch.__required_keys__)
+    assert set(unl) == set(UnlabeledPairBatch.__required_keys__)  # no cache keys
     assert lab["image"].shape == (b, 3, h, w) and lab["image"].dtype == torch.float32
     assert lab["mask"].shape == (b, h, w) and lab["mask"].dtype == torch.int64
     assert isinstance(lab["name"], list) and len(lab["name"]) == b

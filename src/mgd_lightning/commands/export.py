@@ -45,11 +45,8 @@ def build_parser() -> ArgumentParser:
 
 
 def main(args: Sequence[str]) -> int:
-    """Run ``mgd-lightning export``; returns the exit status (0 on success, 1 on error).
-
-    Args:
-        args: the arguments after ``export``.
-    """
+    """Run ``mgd-lightning export`` with ``args`` (those after ``export``); returns the
+    exit status (0 on success, 1 on error)."""
     parser = build_parser()
     options = parser.parse_args(list(args))
     size = parse_size(parser, "example-size", options.example_size)

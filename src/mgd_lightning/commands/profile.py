@@ -63,10 +63,9 @@ def build_parser() -> ArgumentParser:
 
 
 def main(args: Sequence[str]) -> int:
-    """Run ``mgd-lightning profile``; print the table; returns the exit status.
+    """Run ``mgd-lightning profile`` with ``args`` (those after ``profile``); print the table.
 
-    Args:
-        args: the arguments after ``profile``.
+    Returns the exit status (0 on success, 1 on error).
     """
     parser = build_parser()
     options = parser.parse_args(list(args))
