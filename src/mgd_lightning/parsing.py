@@ -15,10 +15,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from jsonargparse import ActionYesNo, ArgumentParser, Namespace, lazy_instance
-from lightning.pytorch import LightningDataModule
+from lightning.pytorch import LightningDataModule, Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import WandbLogger
 
+from mgd_lightning.checkpointing import last_checkpoint, use_atomic_checkpoints
 from mgd_lightning.models.weights import load_checkpoint
 from mgd_lightning.tasks.base import SegmentationTask
 
@@ -53,13 +54,30 @@ class MGDLightningCLI(LightningCLI):
         if subcommand:
             _check_checkpoint_path(self.config[subcommand].get("ckpt_path"))
 
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """Lightning's Trainer, writing checkpoints atomically beside their target."""
+        trainer = super().instantiate_trainer(**kwargs)
+        use_atomic_checkpoints(trainer)
+        return trainer
+
+    def _resolve_last_checkpoint(self) -> None:
+        """``--ckpt_path last``: the newest last checkpoint, checked, or an error if none."""
+        config = self.config_init[self.subcommand] if self.subcommand else None
+        if config is not None and config.get("ckpt_path") == "last":
+            path = last_checkpoint(self.trainer)
+            _check_checkpoint_path(path)
+            config["ckpt_path"] = path
+
+    before_fit = before_validate = before_test = before_predict = _resolve_last_checkpoint
+
     def before_instantiate_classes(self) -> None:
         """Add the default callbacks unless the config names its own ``trainer.callbacks``.
 
         Defaults: Lightning's rich progress bar (unless ``enable_progress_bar`` is false) and a
         ``ModelCheckpoint`` writing ``<default_root_dir>/checkpoints/last.ckpt`` every 200 steps
         and at the end of each epoch (unless ``enable_checkpointing`` is false), whatever the
-        logger, so that a stage's checkpoint has a predictable path.
+        logger, so that a stage's checkpoint has a predictable path. A second run in the same
+        root overwrites ``last.ckpt`` (no ``last-v1.ckpt``): it is always the newest.
         """
         config = self.config.get(self.subcommand) if self.subcommand else self.config
         if config is None:
@@ -79,6 +97,7 @@ class MGDLightningCLI(LightningCLI):
                         dirpath=os.path.join(str(root), "checkpoints"),
                         save_last=True,
                         every_n_train_steps=200,
+                        enable_version_counter=False,
                     ),
                 )
             )
