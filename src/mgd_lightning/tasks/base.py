@@ -10,6 +10,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassJaccardIndex
 
@@ -18,7 +19,7 @@ from mgd_lightning.losses.ohem import ohem_cross_entropy
 from mgd_lightning.models.inference import InferenceMode, segment
 from mgd_lightning.models.spec import network_from_checkpoint, network_spec
 
-__all__ = ["NonFiniteLossError", "SegmentationTask"]
+__all__ = ["NonFiniteLossError", "NonFiniteWeightsError", "SegmentationTask"]
 
 SupervisedLoss = Literal["ce", "ohem"]
 NonFinitePolicy = Literal["raise", "skip"]
@@ -26,6 +27,28 @@ NonFinitePolicy = Literal["raise", "skip"]
 
 class NonFiniteLossError(RuntimeError):
     """A loss term became NaN or infinite during training."""
+
+
+class NonFiniteWeightsError(RuntimeError):
+    """The trained network holds NaN or infinite weights or running statistics."""
+
+
+def _non_finite_tensors(tensors: Iterator[tuple[str, Tensor]]) -> list[str]:
+    """Names of the floating-point tensors that hold a NaN or an infinity."""
+    return [
+        name
+        for name, tensor in tensors
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
+    ]
+
+
+def _non_finite_message(names: list[str], where: str) -> str:
+    shown = ", ".join(names[:5]) + (f", ... ({len(names) - 5} more)" if len(names) > 5 else "")
+    return (
+        f"{len(names)} tensor(s) of the network are NaN or infinite {where}: {shown}; the "
+        "model is broken. Lower the learning rate or check the data, then resume from an "
+        "earlier checkpoint or start again"
+    )
 
 
 class SegmentationTask(L.LightningModule):
@@ -61,7 +84,10 @@ class SegmentationTask(L.LightningModule):
         eval_stride: Sliding window stride (default ``ceil(2/3 * window)``).
         eval_pad_to: Whole-image mode: zero-pad to this size first (VOC: 512).
         non_finite: ``"raise"`` stops training at a NaN/Inf loss term naming it and the step;
-            ``"skip"`` skips that optimisation step and counts it (``train_skipped_steps``).
+            ``"skip"`` skips that optimisation step and counts it (``train_skipped_steps``),
+            restoring the buffers (BatchNorm running statistics) its forward pass changed.
+            Either way a network whose weights or buffers became non-finite is never saved:
+            :class:`NonFiniteWeightsError` at the next skipped step, checkpoint or the end.
     """
 
     #: Prefixes of state-dict entries that are not saved in checkpoints (frozen teachers).
@@ -133,6 +159,7 @@ class SegmentationTask(L.LightningModule):
         self.val_iou = iou_metric(num_classes, ignore_index)
         self.test_iou = iou_metric(num_classes, ignore_index)
         self.skipped_steps = 0
+        self._buffers_before_step: list[Tensor] = []
 
     # ------------------------------------------------------------------ losses and checks
     def supervised_loss(self, logits: Tensor, target: Tensor) -> Tensor:
@@ -166,6 +193,10 @@ class SegmentationTask(L.LightningModule):
                     "or set non_finite='skip' to skip such steps"
                 )
             self.skipped_steps += 1
+            self._restore_buffers()
+            broken = _non_finite_tensors(self._trained_tensors())
+            if broken:  # skipping cannot repair weights that are already broken
+                raise NonFiniteWeightsError(_non_finite_message(broken, f"at {where}"))
             if self._trainer is None:
                 return None
             self.log("train_skipped_steps", float(self.skipped_steps), batch_size=batch_size)
@@ -179,6 +210,49 @@ class SegmentationTask(L.LightningModule):
         if isinstance(optimizer, torch.optim.Optimizer):
             self.log("train_lr", float(optimizer.param_groups[0]["lr"]), batch_size=batch_size)
         return total
+
+    def _trained_buffers(self) -> list[Tensor]:
+        seen: set[int] = set()
+        buffers = []
+        for module in self.trainable_modules():
+            for buffer in module.buffers():
+                if id(buffer) not in seen:
+                    seen.add(id(buffer))
+                    buffers.append(buffer)
+        return buffers
+
+    def _trained_tensors(self) -> Iterator[tuple[str, Tensor]]:
+        for index, module in enumerate(self.trainable_modules()):
+            prefix = "" if index == 0 else f"[{index}]."
+            for name, tensor in module.state_dict(keep_vars=False).items():
+                yield prefix + name, tensor
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """With ``non_finite="skip"``: remember the buffers, to restore them if skipped."""
+        if self.non_finite == "skip":
+            self._buffers_before_step = [b.detach().clone() for b in self._trained_buffers()]
+
+    def _restore_buffers(self) -> None:
+        """Undo the skipped forward pass's updates of the running statistics."""
+        if not self._buffers_before_step:
+            return
+        with torch.no_grad():
+            saved_buffers = self._buffers_before_step
+            for buffer, saved in zip(self._trained_buffers(), saved_buffers, strict=True):
+                buffer.copy_(saved)
+
+    def on_train_end(self) -> None:
+        """Fail a run that ends with non-finite weights or buffers instead of exiting 0."""
+        broken = _non_finite_tensors(self._trained_tensors())
+        if broken:
+            raise NonFiniteWeightsError(
+                _non_finite_message(broken, f"at the end of training (step {self.global_step})")
+            )
+        if self.skipped_steps:
+            rank_zero_warn(
+                f"{self.skipped_steps} training step(s) were skipped for a non-finite loss "
+                "(non_finite='skip'); check the learning rate and the data"
+            )
 
     # ------------------------------------------------------------------ evaluation
     def forward(self, images: Tensor) -> Tensor:
@@ -262,7 +336,16 @@ class SegmentationTask(L.LightningModule):
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Drop frozen-teacher tensors and store the network's plain-data description."""
+        """Drop frozen-teacher tensors and store the network's plain-data description.
+
+        Raises:
+            NonFiniteWeightsError: the network holds NaN/Inf values (never saved).
+        """
+        broken = _non_finite_tensors(self._trained_tensors())
+        if broken:
+            raise NonFiniteWeightsError(
+                _non_finite_message(broken, f"at step {self.global_step}; not saved")
+            )
         state = checkpoint.get("state_dict", {})
         for key in [k for k in state if k.startswith(self._unsaved_prefixes)]:
             del state[key]
