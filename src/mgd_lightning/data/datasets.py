@@ -291,7 +291,7 @@ class SegmentationDataset(BaseSegmentationDataset):
         for key, value in self.label_map.items():
             if key >= 0:
                 lut[key] = value
-        return lut.astype(_mask_dtype(self.ignore_index))
+        return lut  # int64: values are checked before the cast to the mask dtype
 
     def __len__(self) -> int:
         return len(self.files)
@@ -312,15 +312,18 @@ class SegmentationDataset(BaseSegmentationDataset):
             return RawSample(image, None, files.name)
         if files.mask is None:
             raise FileNotFoundError(f"sample {files.name!r} ({files.image}) has no mask file")
-        mask = read_mask(files.mask)
+        mask = read_mask(files.mask)  # the stored values, e.g. uint16 for a 16-bit PNG
         if self.label_map is not None:
             lut = self._lut
             if lut is None or int(mask.max(initial=0)) >= len(lut):
                 lut = self._build_lut(int(mask.max(initial=0)))
-            mask = lut[mask]
-        else:
-            mask = mask.astype(_mask_dtype(self.ignore_index), copy=False)
+            if np.issubdtype(mask.dtype, np.signedinteger) and int(mask.min(initial=0)) < 0:
+                mask = np.where(mask >= 0, lut[np.clip(mask, 0, None)], mask)
+            else:
+                mask = lut[mask]
+        # Check the true values, then cast: a cast first would wrap 300 to 44 (uint8).
         mask = self._check_mask(mask, image, f"{files.name!r} ({files.mask})")
+        mask = mask.astype(_mask_dtype(self.ignore_index), copy=False)
         return RawSample(image, mask, files.name)
 
 
