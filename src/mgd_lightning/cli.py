@@ -18,6 +18,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from mgd_lightning.cli_errors import DEBUG_FLAG, debug_requested, format_error
 from mgd_lightning.parsing import MGDLightningCLI, build_cli, trainer_defaults
 
 __all__ = ["EXTRA_COMMANDS", "MGDLightningCLI", "console_main", "main", "trainer_defaults"]
@@ -57,8 +58,18 @@ def main(args: Sequence[str] | None = None, run: bool = True) -> Any:
 def console_main() -> None:
     """Entry point of the ``mgd-lightning`` command and ``python -m mgd_lightning``.
 
-    Exits with the extra commands' status (0 on success) and 0 after a LightningCLI run;
-    errors propagate as exceptions (non-zero exit).
+    Exits with the extra commands' status (0 on success) and 0 after a LightningCLI run. An
+    error exits with status 1 after printing the library's message in a few lines
+    (:func:`~mgd_lightning.cli_errors.format_error`); ``--debug`` (anywhere on the command
+    line) or ``MGD_DEBUG=1`` raises it with the full traceback instead.
     """
-    result = main()
+    debug = debug_requested(sys.argv[1:])
+    sys.argv = [arg for arg in sys.argv if arg != DEBUG_FLAG]
+    try:
+        result = main()
+    except Exception as error:
+        if debug:
+            raise
+        print(format_error(error), file=sys.stderr)
+        sys.exit(1)
     sys.exit(result if isinstance(result, int) else 0)

@@ -20,6 +20,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import WandbLogger
 
 from mgd_lightning.checkpointing import last_checkpoint, use_atomic_checkpoints
+from mgd_lightning.cli_errors import ShortUsageParser
 from mgd_lightning.models.weights import load_checkpoint
 from mgd_lightning.tasks.base import SegmentationTask
 
@@ -144,6 +145,7 @@ def build_cli(args: Sequence[str] | None = None, run: bool = True) -> MGDLightni
         trainer_defaults=trainer_defaults(),
         save_config_kwargs={"overwrite": True},
         auto_configure_optimizers=False,
+        parser_class=ShortUsageParser,
         run=run,
         args=None if args is None else list(args),
     )

@@ -40,3 +40,30 @@ def write_config(folder: Path, **sections: Any) -> Path:
     path = folder / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def _network(num_classes: int | None, head_channels: int) -> dict[str, Any]:
+    init_args: dict[str, Any] = {"backbone": "resnet10t", "head_channels": head_channels}
+    if num_classes is not None:
+        init_args["num_classes"] = num_classes
+    return {"class_path": "mgd_lightning.models.DeepLabV3Plus", "init_args": init_args}
+
+
+def mgd_model(
+    teacher_classes: int = 6, deep_weights: str | None = None, **init_args: Any
+) -> dict[str, Any]:
+    """The ``model`` section of a tiny MGD run (random teachers unless ``deep_weights``)."""
+    teachers: dict[str, Any] = {
+        "deep": _network(teacher_classes, 8),
+        "wide": _network(teacher_classes, 16),
+    }
+    if deep_weights is not None:
+        teachers["deep_weights"] = deep_weights
+    return {
+        "class_path": "mgd_lightning.tasks.MGDModule",
+        "init_args": {
+            "network": _network(None, 8),
+            "teachers": {"class_path": "mgd_lightning.models.TeacherPair", "init_args": teachers},
+            **init_args,
+        },
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any, Literal
 
 import torch
@@ -42,8 +43,8 @@ class CPSModule(SegmentationTask):
         **kwargs: Any,
     ) -> None:
         super().__init__(network, **kwargs)
-        if cps_weight < 0:
-            raise ValueError(f"`cps_weight` must be >= 0, got {cps_weight}")
+        if not math.isfinite(cps_weight) or cps_weight < 0:
+            raise ValueError(f"`cps_weight` must be a finite number >= 0, got {cps_weight}")
         if branch2_init not in ("head", "all"):
             raise ValueError(f"`branch2_init` must be 'head' or 'all', got {branch2_init!r}")
         self.cps_weight = cps_weight

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from torch import Tensor, nn
@@ -84,8 +85,10 @@ class DistillationModule(SegmentationTask):
             ("image_weight", image_weight),
             ("region_weight", region_weight),
         ):
-            if value < 0:
-                raise ValueError(f"`{name}` must be >= 0 (0 turns the term off), got {value}")
+            if not math.isfinite(value) or value < 0:  # a NaN weight would switch its term off
+                raise ValueError(
+                    f"`{name}` must be a finite number >= 0 (0 turns the term off), got {value}"
+                )
         if teachers is not None and not isinstance(teachers, TeacherPair):
             raise ValueError(f"`teachers` must be a TeacherPair, got {type(teachers).__name__}")
         if teachers is not None and teachers.num_classes not in (None, self.num_classes):
