@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -83,27 +84,37 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Any:
     try:
         return torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        if "weights_only" not in str(err):  # a damaged pickle stream, not a refused object
+        refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
+        if refused is None:  # a damaged stream or random bytes, not a refused object
             raise ValueError(
-                f"cannot read {str(file)!r} as a torch checkpoint: it is truncated or damaged "
-                f"({_first_line(err)}); use an earlier checkpoint"
+                f"cannot read {str(file)!r} as a torch checkpoint: it is truncated, damaged or "
+                f"not a torch file ({_torch_reason(err)}); use an earlier checkpoint"
             ) from err
         raise ValueError(
             f"refused to load {str(file)!r}: it holds pickled Python objects (code or custom "
-            "classes), which are never unpickled here. Re-save it with plain tensors, e.g. "
-            "`torch.save(model.state_dict(), path)` or `safetensors.torch.save_file(...)`. "
-            f"Original error: {_first_line(err)}"
+            f"classes, here {refused.group(1)}), which are never unpickled here. Re-save it "
+            "with plain tensors, e.g. `torch.save(model.state_dict(), path)` or "
+            "`safetensors.torch.save_file(...)`"
         ) from err
-    except (RuntimeError, EOFError, ValueError, OSError) as err:
+    except Exception as err:  # damaged bytes fail anywhere in the unpickler (IndexError, ...)
         raise ValueError(
             f"cannot read {str(file)!r} as a torch checkpoint: it is truncated, damaged or not "
-            f"a torch file ({_first_line(err)}); use an earlier checkpoint"
+            f"a torch file ({_torch_reason(err)}); use an earlier checkpoint"
         ) from err
 
 
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def _torch_reason(error: BaseException) -> str:
+    """torch's reason in a few words, without its advice to retry with the unsafe option."""
+    text = str(error)
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1].strip()
+    reason = _first_line(Exception(text)) if text.strip() else type(error).__name__
+    return type(error).__name__ if "weights_only" in reason else reason
 
 
 def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, Tensor]:
@@ -129,9 +140,16 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     if not file.is_file():
         raise FileNotFoundError(f"weights file not found: {str(file)!r}")
     if _is_safetensors(file):
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return dict(load_file(str(file), device="cpu"))
+        try:
+            return dict(load_file(str(file), device="cpu"))
+        except (SafetensorError, OSError) as err:
+            raise ValueError(
+                f"cannot read {str(file)!r} as safetensors: it is truncated, damaged or not a "
+                f"safetensors file ({_first_line(err)}); replace it"
+            ) from err
     obj: Any = load_checkpoint(file)
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         obj = obj["state_dict"]
