@@ -117,3 +117,26 @@ def test_run_ending_with_non_finite_weights_fails(
     with pytest.raises(NonFiniteWeightsError, match=r"1 tensor\(s\) .* NaN or infinite"):
         trainer.fit(module, datamodule=data)
     assert not list(tmp_path.rglob("*.ckpt")), "a checkpoint with an infinite weight was saved"
+
+
+def _eval_batch(image: torch.Tensor) -> dict[str, Any]:
+    return {"image": image, "mask": torch.zeros(2, 32, 32, dtype=torch.long), "name": ["a", "b"]}
+
+
+def test_nan_validation_image_is_an_error_not_an_miou() -> None:
+    module = SupervisedModule(DeepLabV3Plus("resnet10t", num_classes=6, head_channels=8), num_classes=6)
+    module.eval()
+    images = torch.zeros(2, 3, 32, 32)
+    images[1, 0, 5, 5] = math.nan
+    with pytest.raises(ValueError, match=r"image\(s\) \['b'\] hold NaN or infinite values"):
+        module.validation_step(_eval_batch(images), 0)
+    assert module.val_iou.confmat.sum() == 0, "the NaN batch was counted in the mIoU"
+
+
+def test_broken_network_is_an_error_at_evaluation() -> None:
+    module = SupervisedModule(DeepLabV3Plus("resnet10t", num_classes=6, head_channels=8), num_classes=6)
+    module.eval()
+    with torch.no_grad():
+        next(module.network.parameters()).fill_(math.nan)
+    with pytest.raises(NonFiniteWeightsError, match=r"logits are NaN or infinite"):
+        module.test_step(_eval_batch(torch.zeros(2, 3, 32, 32)), 0)

@@ -267,8 +267,23 @@ class SegmentationTask(L.LightningModule):
         )
 
     def _evaluate(self, batch: dict[str, Any], metric: MulticlassJaccardIndex) -> None:
-        predictions = self(batch["image"]).argmax(dim=1)
-        metric.update(predictions, batch["mask"])
+        """Add a batch to the IoU; NaN/Inf images or logits are an error, never a class map."""
+        images = batch["image"]
+        names = batch.get("name")
+        if not bool(torch.isfinite(images).all()):
+            bad = (~torch.isfinite(images)).flatten(1).any(dim=1).tolist()
+            listed = [names[i] if names else f"#{i}" for i, b in enumerate(bad) if b]
+            raise ValueError(
+                f"evaluation image(s) {listed} hold NaN or infinite values: an mIoU over them "
+                "would mean nothing; fix or remove these images"
+            )
+        logits = self(images)
+        if not bool(torch.isfinite(logits).all()):
+            raise NonFiniteWeightsError(
+                f"the network's logits are NaN or infinite for image(s) {names}: its weights "
+                "are broken; evaluate an earlier checkpoint"
+            )
+        metric.update(logits.argmax(dim=1), batch["mask"])
 
     def _log_iou(self, stage: str, metric: MulticlassJaccardIndex) -> None:
         per_class = metric.compute()
