@@ -124,7 +124,8 @@ def _eval_batch(image: torch.Tensor) -> dict[str, Any]:
 
 
 def test_nan_validation_image_is_an_error_not_an_miou() -> None:
-    module = SupervisedModule(DeepLabV3Plus("resnet10t", num_classes=6, head_channels=8), num_classes=6)
+    network = DeepLabV3Plus("resnet10t", num_classes=6, head_channels=8)
+    module = SupervisedModule(network, num_classes=6)
     module.eval()
     images = torch.zeros(2, 3, 32, 32)
     images[1, 0, 5, 5] = math.nan
@@ -134,7 +135,8 @@ def test_nan_validation_image_is_an_error_not_an_miou() -> None:
 
 
 def test_broken_network_is_an_error_at_evaluation() -> None:
-    module = SupervisedModule(DeepLabV3Plus("resnet10t", num_classes=6, head_channels=8), num_classes=6)
+    network = DeepLabV3Plus("resnet10t", num_classes=6, head_channels=8)
+    module = SupervisedModule(network, num_classes=6)
     module.eval()
     with torch.no_grad():
         next(module.network.parameters()).fill_(math.nan)

@@ -48,6 +48,8 @@ __all__ = [
 ]
 
 _MAX_LISTED = 5
+#: PIL modes of single-channel masks (palette, 8/16/32-bit grayscale, 1-bit).
+_MASK_MODES = ("P", "L", "1", "I", "I;16", "I;16B", "I;16L")
 
 
 class SampleFiles(NamedTuple):
@@ -90,7 +92,7 @@ def read_mask(path: str | Path) -> np.ndarray:
     """
     try:
         with Image.open(path) as img:
-            if img.mode in ("P", "L", "1", "I", "I;16", "I;16B", "I;16L"):
+            if img.mode in _MASK_MODES:
                 array = np.asarray(img)
             else:
                 raise ValueError(
@@ -201,25 +203,23 @@ class BaseSegmentationDataset(Dataset[Any], abc.ABC):
             return LabeledSample(image=image, mask=mask, name=raw.name)
         return ImageSample(image=image, name=raw.name)
 
+    def failures(self) -> list[tuple[int, str]]:
+        """Read every sample; ``(index, reason)`` of each one that fails the checks."""
+        failed: list[tuple[int, str]] = []
+        for index in range(len(self)):
+            try:
+                self.read(index)
+            except (ValueError, FileNotFoundError) as err:
+                failed.append((index, str(err)))
+        return failed
+
     def validate(self) -> None:
         """Read and check every sample up front (readable, sizes, mask values).
 
         Raises:
             ValueError: listing the first failing samples and how many failed.
         """
-        errors: list[str] = []
-        for index in range(len(self)):
-            try:
-                self.read(index)
-            except (ValueError, FileNotFoundError) as err:
-                errors.append(str(err))
-        if errors:
-            listed = "\n- ".join(errors[:_MAX_LISTED])
-            raise ValueError(
-                f"{len(errors)} of {len(self)} samples failed the checks:\n- {listed}"
-                + (f"\n... and {len(errors) - _MAX_LISTED} more" if len(errors) > _MAX_LISTED
-                   else "")
-            )
+        _raise_failures([reason for _, reason in self.failures()], len(self), "the checks")
 
     def _check_mask(self, mask: np.ndarray, image: np.ndarray, where: str) -> np.ndarray:
         if mask.shape[:2] != image.shape[:2]:
@@ -240,6 +240,19 @@ class BaseSegmentationDataset(Dataset[Any], abc.ABC):
                     f"num_classes"
                 )
         return mask
+
+
+def _raise_failures(errors: list[str], total: int, what: str) -> None:
+    if errors:
+        listed = "\n- ".join(errors[:_MAX_LISTED])
+        more = f"\n... and {len(errors) - _MAX_LISTED} more" if len(errors) > _MAX_LISTED else ""
+        raise ValueError(f"{len(errors)} of {total} samples failed {what}:\n- {listed}{more}")
+
+
+def _header(path: Path) -> tuple[str, tuple[int, int]]:
+    """``(mode, (width, height))`` from the file's header, without decoding the pixels."""
+    with Image.open(path) as img:
+        return img.mode, img.size
 
 
 def _mask_dtype(ignore_index: int) -> type[np.integer[Any]]:
@@ -325,6 +338,41 @@ class SegmentationDataset(BaseSegmentationDataset):
         mask = self._check_mask(mask, image, f"{files.name!r} ({files.mask})")
         mask = mask.astype(_mask_dtype(self.ignore_index), copy=False)
         return RawSample(image, mask, files.name)
+
+
+    def check_headers(self) -> None:
+        """Cheap checks of every file from its header alone (no pixel is decoded).
+
+        Finds files that are not images (or are empty), colour masks, and images and masks of
+        different sizes; a file truncated after its header is only found when it is read (or
+        by :meth:`validate`).
+
+        Raises:
+            ValueError: listing the first failing samples and how many failed.
+        """
+        errors: list[str] = []
+        for files in self.files:
+            try:
+                _, size = _header(files.image)
+            except (OSError, SyntaxError, ValueError) as err:
+                errors.append(f"cannot read image {files.image}: {err}")
+                continue
+            if not self.with_masks or files.mask is None:
+                continue
+            try:
+                mode, mask_size = _header(files.mask)
+            except (OSError, SyntaxError, ValueError) as err:
+                errors.append(f"cannot read mask {files.mask}: {err}")
+                continue
+            if mode not in _MASK_MODES:
+                errors.append(f"mask {files.mask} is a {mode} image; masks must be "
+                              "single-channel class indices")
+            elif mask_size != size:
+                errors.append(
+                    f"image and mask of {files.name!r} ({files.mask}) have different sizes: "
+                    f"image {size[0]}x{size[1]} (WxH), mask {mask_size[0]}x{mask_size[1]}"
+                )
+        _raise_failures(errors, len(self.files), "the header checks (validate: true reads all)")
 
 
 class ImageDataset(SegmentationDataset):

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from lightning.pytorch.utilities import CombinedLoader
+from lightning.pytorch.utilities import CombinedLoader, rank_zero_warn
 from torch.utils.data import DataLoader, default_collate
 
 from mgd_lightning.checks import check_positive_int
@@ -48,6 +48,35 @@ __all__ = ["SemiSupervisedDataModule"]
 
 Stage = Literal["val", "test", "predict"]
 _MAX_LISTED = 5
+
+
+def _check_headers(*datasets: BaseSegmentationDataset) -> None:
+    """Without ``validate``: the cheap header checks of file-based datasets, at setup."""
+    for dataset in datasets:
+        if isinstance(dataset, SegmentationDataset):
+            dataset.check_headers()
+
+
+def _drop_unreadable(dataset: BaseSegmentationDataset) -> None:
+    """Predict what can be read: drop the images that fail to read, and say which.
+
+    Every image is read once up front (one extra decode per image). A prediction run then
+    finishes the other images instead of stopping at the first unreadable one.
+
+    Raises:
+        ValueError: no image can be read, or the dataset is not file-based.
+    """
+    failures = dataset.failures()
+    if not failures:
+        return
+    listed = "\n- ".join(reason for _, reason in failures[:20])
+    more = f"\n... and {len(failures) - 20} more" if len(failures) > 20 else ""
+    summary = f"{len(failures)} of {len(dataset)} images to predict cannot be read"
+    if not isinstance(dataset, SegmentationDataset) or len(failures) == len(dataset):
+        raise ValueError(f"{summary}:\n- {listed}{more}")
+    bad = {index for index, _ in failures}
+    dataset.files = [files for index, files in enumerate(dataset.files) if index not in bad]
+    rank_zero_warn(f"{summary}; they are skipped, the others predicted:\n- {listed}{more}")
 
 
 def eval_collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -267,6 +296,8 @@ class SemiSupervisedDataModule(pl.LightningDataModule, abc.ABC):
         if self.validate:
             labeled.validate()
             unlabeled.validate()
+        else:
+            _check_headers(labeled, unlabeled)
         transform = self.train_transform()
         labeled.transform = transform
         labeled.with_masks = True
@@ -284,6 +315,10 @@ class SemiSupervisedDataModule(pl.LightningDataModule, abc.ABC):
             raise ValueError(f"the {stage} set is empty; check the split file and data root")
         if self.validate:
             dataset.validate()
+        elif stage == "predict":
+            _drop_unreadable(dataset)
+        else:
+            _check_headers(dataset)
         dataset.transform = self.eval_transform()
         self.eval_datasets[stage] = dataset
 
