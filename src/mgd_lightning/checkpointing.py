@@ -6,8 +6,9 @@ filesystem than the run (a tmpfs ``/tmp`` is common) the move is a copy into the
 so a kill during it leaves ``last.ckpt`` empty or truncated, and the temporary file stays behind.
 
 :class:`AtomicCheckpointIO` writes beside the target instead: a hidden temporary file in the
-checkpoint's own folder (``.last.ckpt.<pid>.partial``), flushed and fsynced, then renamed over
-the target with :func:`os.replace` (atomic on one filesystem), then the folder is fsynced. A
+checkpoint's own folder (``.last.ckpt.<pid>-<hex>.tmp``, through the library's one atomic write,
+:func:`mgd_lightning.files.atomic_path`), flushed and fsynced, then renamed over the target with
+:func:`os.replace` (atomic on one filesystem), then the folder is fsynced. A
 write interrupted at any point leaves the previous file intact; temporary files of processes
 that no longer run are removed at the first save into a folder. Reading goes through
 :func:`mgd_lightning.models.weights.load_checkpoint` (``weights_only=True``): a truncated file or
@@ -31,6 +32,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from mgd_lightning.files import atomic_path
 from mgd_lightning.models.weights import load_checkpoint
 
 __all__ = [
@@ -42,12 +44,9 @@ __all__ = [
     "use_atomic_checkpoints",
 ]
 
-#: Suffix of the temporary files written beside a checkpoint (``.<name>.<pid>.partial``).
-TEMPORARY_SUFFIX = ".partial"
-
-
-def _temporary_path(target: Path) -> Path:
-    return target.with_name(f".{target.name}.{os.getpid()}{TEMPORARY_SUFFIX}")
+#: Suffix of the temporary files written beside a checkpoint (``.<name>.<pid>-<hex>.tmp``, the
+#: names of :func:`mgd_lightning.files.atomic_path`).
+TEMPORARY_SUFFIX = ".tmp"
 
 
 def _process_runs(pid: int) -> bool:
@@ -63,8 +62,8 @@ def _process_runs(pid: int) -> bool:
 def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
     """Delete the temporary files that killed writers left in ``folder``.
 
-    A file ``.<name>.<pid>.partial`` is stale when process ``pid`` no longer runs (or is this
-    one: its own writes clean up after themselves).
+    A file ``.<name>.<pid>-<hex>.tmp`` (:func:`mgd_lightning.files.atomic_path`) is stale when
+    process ``pid`` no longer runs (or is this one: its own writes clean up after themselves).
 
     Returns:
         The files removed.
@@ -74,7 +73,7 @@ def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
     if not directory.is_dir():
         return removed
     for path in directory.glob(f".*{TEMPORARY_SUFFIX}"):
-        pid_text = path.name[: -len(TEMPORARY_SUFFIX)].rsplit(".", 1)[-1]
+        pid_text = path.name[: -len(TEMPORARY_SUFFIX)].rsplit(".", 1)[-1].split("-")[0]
         if not pid_text.isdigit():
             continue
         pid = int(pid_text)
@@ -101,23 +100,16 @@ def _fsync_directory(folder: Path) -> None:
 def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
     """``torch.save(obj, path)`` so that ``path`` holds either the old or the new file, whole.
 
-    Writes ``.<name>.<pid>.partial`` in the same folder, fsyncs it, renames it over ``path``
-    (:func:`os.replace`) and fsyncs the folder. On any error (or ``KeyboardInterrupt``) the
-    temporary file is removed and ``path`` is untouched.
+    Writes through :func:`mgd_lightning.files.atomic_path` (a temporary file in the same
+    folder, renamed over ``path``), fsyncing the file before the rename and the folder after.
+    On any error (or ``KeyboardInterrupt``) the temporary file is removed and ``path`` is
+    untouched.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = _temporary_path(target)
-    try:
-        with open(temporary, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()
-        raise
+    with atomic_path(target) as temporary, open(temporary, "wb") as handle:
+        torch.save(obj, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
     _fsync_directory(target.parent)
 
 

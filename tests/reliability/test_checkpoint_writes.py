@@ -127,9 +127,9 @@ def test_kill_during_repeated_saves_never_breaks_last_ckpt(
 def test_only_temporaries_of_dead_processes_are_removed(tmp_path: Path) -> None:
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)
-    stale = tmp_path / f".last.ckpt.{int(dead.stdout)}.partial"
-    alive = tmp_path / f".last.ckpt.{os.getppid()}.partial"
-    other = tmp_path / "notes.partial"
+    stale = tmp_path / f".last.ckpt.{int(dead.stdout)}-0a1b2c3d.tmp"
+    alive = tmp_path / f".last.ckpt.{os.getppid()}-0a1b2c3d.tmp"
+    other = tmp_path / "notes.tmp"
     for path in (stale, alive, other):
         path.write_bytes(b"x")
     assert remove_stale_temporaries(tmp_path) == [stale]
