@@ -7,8 +7,8 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
-from _tiny_models import make_tiny
 
+from _tiny_models import make_tiny
 from mgd_lightning.models import DeepLabV3Plus
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from _tiny_models import make_tiny
 from torch import nn
 
+from _tiny_models import make_tiny
 from mgd_lightning.models import count_flops, count_parameters, format_report, profile_report
 
 
