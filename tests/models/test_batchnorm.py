@@ -128,3 +128,18 @@ def test_bad_settings_are_named() -> None:
         DeepLabV3Plus("resnet10t", 3, backbone_bn="folded")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="input_norm"):
         DeepLabV3Plus("resnet10t", 3, input_norm="tf")  # type: ignore[arg-type]
+
+
+@torch.no_grad()
+def test_a_constant_channel_is_not_blown_up() -> None:
+    torch.manual_seed(2)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4)).eval()
+    net[0].weight[2].zero_()  # channel 2 is constant (0) on any image
+    x = torch.randn(4, 3, 16, 16)
+    before = net(x).clone()
+    reparametrise_batchnorm(net, [x])
+    assert _rel(net(x), before) < 1e-5
+    assert net[0].weight[2].abs().max() == 0 and net[0].weight.abs().max() < 10
+    assert net[1].running_var[2] == 0 and torch.allclose(net[1].running_var[:2], torch.ones(2))
+    net.train()
+    assert _rel(net(x), before) < 1e-3

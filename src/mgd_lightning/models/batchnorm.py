@@ -17,6 +17,9 @@ Two remedies, both function-preserving at the first step:
       weight       <- gamma * s * sqrt(1 + eps) / sqrt(var + eps)
       bias         <- beta + (m - mu) * gamma / sqrt(var + eps)
 
+  (channels that are nearly constant on the images are divided by a floor instead of ``s``,
+  see :func:`reparametrise_batchnorm`).
+
   For folded BN (``gamma`` 1, ``mu`` 0, ``var`` 1 - eps) this is the rule of the weights'
   README: weight ``s * sqrt(1 + eps)``, bias ``beta + m``. Any BN works, not only folded ones.
 - :func:`freeze_batchnorm_statistics` keeps the BN layers in eval mode (running statistics,
@@ -109,7 +112,7 @@ def _channel_moments(
 
 @torch.no_grad()
 def reparametrise_batchnorm(
-    module: nn.Module, batches: Iterable[Tensor], min_std: float = 1e-5
+    module: nn.Module, batches: Iterable[Tensor], min_relative_std: float = 0.05
 ) -> int:
     """Re-estimate every BN's statistics on ``batches`` without changing the eval function.
 
@@ -120,11 +123,17 @@ def reparametrise_batchnorm(
     function. Under ``torch.distributed`` the statistics are summed over all processes, so every
     process gets the same weights.
 
+    A channel that is (nearly) constant on ``batches`` (a dead ReLU before it, or a dilated conv
+    that sees mostly padding on small images) is divided by ``c = max(s, min_relative_std *
+    median s of its layer)`` instead of ``s``, with running variance ``(s / c)^2``: dividing by a
+    tiny ``s`` would blow its filter up by ``1 / s`` and make the channel explode as soon as
+    training revives it.
+
     Args:
         module: a network (e.g. a backbone) whose BN layers each follow their conv
             (:func:`batchnorm_pairs`).
         batches: ``(B, 3, H, W)`` image batches, normalised as ``module`` expects.
-        min_std: lower bound on ``s`` (a constant channel would otherwise divide by 0).
+        min_relative_std: the floor of the divisor, relative to the layer's median std.
 
     Returns:
         The number of conv + BN pairs rewritten.
@@ -134,17 +143,19 @@ def reparametrise_batchnorm(
     for (conv, bn), (m, s) in zip(pairs, moments, strict=True):
         if bn.running_mean is None or bn.running_var is None:
             raise ValueError("reparametrise_batchnorm needs BN layers with running statistics")
-        s = s.clamp_min(min_std)
+        floor = (min_relative_std * s.median()).clamp_min(1e-6)
+        c = torch.maximum(s, floor)
+        var = (s / c).square()
         gamma = bn.weight if bn.weight is not None else torch.ones_like(s)
         beta = bn.bias if bn.bias is not None else torch.zeros_like(s)
         inv_std = (bn.running_var + bn.eps).rsqrt()
-        new_weight = gamma * s * (1.0 + bn.eps) ** 0.5 * inv_std
+        new_weight = gamma * c * (var + bn.eps).sqrt() * inv_std
         new_bias = beta + (m - bn.running_mean) * gamma * inv_std
-        conv.weight.div_(s.view(-1, *([1] * (conv.weight.dim() - 1))))
+        conv.weight.div_(c.view(-1, *([1] * (conv.weight.dim() - 1))))
         if conv.bias is not None:
-            conv.bias.div_(s)
-        bn.running_mean.copy_(m / s)
-        bn.running_var.fill_(1.0)
+            conv.bias.div_(c)
+        bn.running_mean.copy_(m / c)
+        bn.running_var.copy_(var)
         if bn.weight is not None and bn.bias is not None:
             bn.weight.copy_(new_weight)
             bn.bias.copy_(new_bias)
