@@ -5,14 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
+from _tiny_models import make_tiny
 from mgd_lightning.losses.ohem import ohem_cross_entropy
-from mgd_lightning.models import DeepLabV3Plus
 from mgd_lightning.tasks import SupervisedModule
 
 
 def _task(**kwargs: object) -> SupervisedModule:
-    network = DeepLabV3Plus("resnet10t", 3, head_channels=8)
-    return SupervisedModule(network, num_classes=3, **kwargs)  # type: ignore[arg-type]
+    return SupervisedModule(make_tiny(), num_classes=3, **kwargs)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("batch", [1, 3])

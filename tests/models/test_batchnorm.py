@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _tiny_models import make_tiny
 from torch import Tensor, nn
 
+from _tiny_models import make_tiny
 from mgd_lightning.models import DeepLabV3Plus
 from mgd_lightning.models.batchnorm import batchnorm_pairs, reparametrise_batchnorm
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from _tiny_models import make_tiny
 from torch import nn
 
+from _tiny_models import make_tiny
 from mgd_lightning.models import DeepLabV3Plus, TeacherPair, sha256_file
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from _tiny_models import make_tiny
 from safetensors.torch import save_file
 
+from _tiny_models import make_tiny
 from mgd_lightning.models import (
     DeepLabV3Plus,
     load_network_weights,
