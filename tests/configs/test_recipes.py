@@ -75,3 +75,52 @@ def test_camvid_configs_parse(stage: Path) -> None:
     assert config["trainer"]["precision"] == "bf16-mixed"
     assert config["trainer"]["max_steps"] > 0
     assert config["model"]["class_path"].startswith("mgd_lightning.tasks.")
+
+
+PAPER_MODELS = sorted(
+    p.relative_to(CONFIGS / "model")
+    for p in (CONFIGS / "model").rglob("*.yaml")
+    if p.parent.name in TRAINERS
+)
+
+
+@pytest.mark.parametrize("model", PAPER_MODELS, ids=str)
+def test_paper_recipes_use_imagenet_weights_and_per_image_settings(model: Path) -> None:
+    """Every VOC/Cityscapes network starts from ImageNet weights; batch-tied terms per image."""
+    dataset = model.parts[0]
+    config = _print_config(CONFIGS / "data" / f"{dataset}.yaml", CONFIGS / "model" / model)
+    init = config["model"]["init_args"]
+    network = init["network"]["init_args"]
+    assert network["pretrained"] is True and network["backbone_weights"] is None
+    if network.get("stem") is not None:
+        assert network["stem"] == "pretrained"
+    if init.get("supervised_loss") == "ohem":
+        assert init["ohem_min_kept_per_image"] == 50_000
+    if "teachers" in init:
+        assert init["teachers"]["init_args"]["autocast_dtype"] is None  # fp32 teachers
+        assert init["image_reduction"] == "mean"
+        lambda_1 = {
+            "voc": {"r18": 0.002, "mbv2": 0.0005},
+            "cityscapes": {"r18": 0.001, "mbv2": 0.001},
+        }
+        arch = model.name.split("_")[1]
+        assert init["image_weight"] == pytest.approx(2 * lambda_1[dataset][arch])
+
+
+@pytest.mark.parametrize(
+    "model", ["voc/student_r18_supervised.yaml", "voc/student_mbv2_supervised.yaml"]
+)
+def test_paper_recipe_offline_without_weights_fails_at_once(
+    model: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import huggingface_hub.constants
+
+    from mgd_lightning.models import build_network
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    network = _print_config(CONFIGS / "data" / "voc.yaml", CONFIGS / "model" / model)["model"][
+        "init_args"
+    ]["network"]
+    with pytest.raises(RuntimeError, match="backbone_weights=<file>"):
+        build_network(network, num_classes=21)

@@ -12,7 +12,6 @@ from mgd_lightning.models import (
     DeepLabV3Plus,
     SegmentationOutput,
     StudentMobileNetV2,
-    StudentResNet18,
 )
 
 
@@ -138,8 +137,3 @@ def test_unknown_backbone_lists_close_names() -> None:
 def test_multi_grid_needs_resnet() -> None:
     with pytest.raises(ValueError, match="multi_grid"):
         DeepLabV3Plus("mobilenetv2_100", 2, head_channels=8, multi_grid=(1, 2))
-
-
-def test_pretrained_refused_for_deep_stem() -> None:
-    with pytest.raises(ValueError, match="backbone_weights"):
-        StudentResNet18(num_classes=2, pretrained=True)

@@ -99,6 +99,17 @@ def test_batch_mode_uses_batch_statistics_and_keeps_buffers() -> None:
     assert all(m.track_running_stats for m in deep.modules() if isinstance(m, nn.BatchNorm2d))
 
 
+def test_batch_mode_statistics_are_per_view() -> None:
+    deep, wide = make_tiny(seed=1), make_tiny(seed=2)
+    pair = TeacherPair(deep, wide, bn_mode="batch", autocast_dtype=None)
+    assert pair.concat_views  # the default does not pool statistics over views in batch mode
+    views = [torch.randn(2, 3, 32, 32), torch.randn(3, 3, 32, 32) * 3 + 1]
+    out = pair(views, teachers=("deep",))
+    assert out.deep is not None
+    for view, got in zip(views, out.deep, strict=True):
+        torch.testing.assert_close(got.logits, pair.run("deep", view).logits)
+
+
 def test_batched_views_equal_separate_calls() -> None:
     pair = _pair()
     _randomise_bn_stats(pair.deep)

@@ -4,7 +4,16 @@ Every network returns :class:`SegmentationOutput` ``(logits, features)``: logits
 ``(B, K, H, W)`` at the input size and decoder features ``(B, C, H/4, W/4)``.
 """
 
-from mgd_lightning.models.deeplabv3plus import ASPP, DeepLabV3Plus, DeepLabV3PlusHead, OutputStride
+from mgd_lightning.models.backbone_weights import BackboneLoadReport
+from mgd_lightning.models.batchnorm import freeze_batchnorm_statistics, reparametrise_batchnorm
+from mgd_lightning.models.deeplabv3plus import (
+    ASPP,
+    BackboneBN,
+    DeepLabV3Plus,
+    DeepLabV3PlusHead,
+    InputNorm,
+    OutputStride,
+)
 from mgd_lightning.models.inference import InferenceMode, segment
 from mgd_lightning.models.outputs import SegmentationOutput
 from mgd_lightning.models.presets import (
@@ -38,9 +47,12 @@ from mgd_lightning.models.weights import (
 __all__ = [
     "ASPP",
     "BNMode",
+    "BackboneBN",
+    "BackboneLoadReport",
     "DeepLabV3Plus",
     "DeepLabV3PlusHead",
     "InferenceMode",
+    "InputNorm",
     "OutputStride",
     "ProfileRow",
     "SegmentationOutput",
@@ -55,6 +67,7 @@ __all__ = [
     "count_flops",
     "count_parameters",
     "format_report",
+    "freeze_batchnorm_statistics",
     "load_checkpoint",
     "load_network_weights",
     "load_state_dict_file",
@@ -63,6 +76,7 @@ __all__ = [
     "network_from_checkpoint",
     "network_spec",
     "profile_report",
+    "reparametrise_batchnorm",
     "segment",
     "sha256_file",
 ]

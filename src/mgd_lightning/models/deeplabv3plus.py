@@ -11,7 +11,7 @@ import difflib
 import os
 import warnings
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import timm
 import torch
@@ -19,16 +19,18 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mgd_lightning.checks import check_positive_int
+from mgd_lightning.models.backbone_weights import BackboneLoadReport, load_backbone_file
+from mgd_lightning.models.batchnorm import freeze_batchnorm_statistics, reparametrise_batchnorm
 from mgd_lightning.models.outputs import SegmentationOutput
-from mgd_lightning.models.weights import (
-    load_network_weights,
-    load_state_dict_file,
-    load_state_dict_strict,
-)
+from mgd_lightning.models.weights import load_network_weights
 
-__all__ = ["ASPP", "DeepLabV3Plus", "DeepLabV3PlusHead", "OutputStride"]
+__all__ = ["ASPP", "BackboneBN", "DeepLabV3Plus", "DeepLabV3PlusHead", "InputNorm", "OutputStride"]
 
 OutputStride = Literal[8, 16, 32]
+BackboneBN = Literal["train", "frozen", "reparametrise"]
+InputNorm = Literal["imagenet", "minus_one_one"]
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
 
 _REFERENCE_RATES = (6, 12, 18)  # at output stride 16
 
@@ -187,12 +189,27 @@ class DeepLabV3Plus(nn.Module):
             dilations. The paper's teachers use ``(1, 2, 4)`` at stride 16 (dilations 2, 4, 8).
         backbone_kwargs: extra keyword arguments for ``timm.create_model`` (e.g.
             ``{"stem_type": "deep", "stem_width": 32}``).
-        backbone_weights: a local safetensors/torch file with the backbone's weights, loaded
-            strictly into ``self.backbone`` (keys of timm's classification head, e.g.
-            ``fc.*``, are dropped first, so a full timm checkpoint works).
+        backbone_weights: a local safetensors/torch file with the backbone's weights, in
+            timm's or torchvision's layout or this library's (a network or a training
+            checkpoint), mapped by name (:mod:`~mgd_lightning.models.backbone_weights`). The
+            classification head is skipped; a load that would leave backbone tensors random
+            is an error unless ``allow_partial``. A short report is printed.
         weights: a local file with the whole network (a state dict of this class or a
             checkpoint of this library's training modules), loaded strictly with
             :func:`~mgd_lightning.models.load_network_weights`; applied last.
+        allow_partial: let ``backbone_weights`` leave some backbone tensors random (they are
+            listed in the report).
+        backbone_bn: BatchNorm of the backbone while training. ``"train"``: ordinary batch
+            statistics. ``"frozen"``: the backbone's BN layers stay in eval mode (running
+            statistics, affine parameters trained). ``"reparametrise"``: at the first
+            training forward, the statistics are re-estimated on that batch and conv + BN
+            rewritten so the function is unchanged
+            (:func:`~mgd_lightning.models.reparametrise_batchnorm`), then ordinary batch
+            statistics; for weights with folded BatchNorm. Done once (a saved flag).
+        input_norm: what the backbone weights expect. Inputs always come normalised with
+            ImageNet mean/std (the datamodules do it); ``"minus_one_one"`` converts them to
+            ``x / 127.5 - 1`` (RGB in [-1, 1]) inside the network, for weights trained so
+            (e.g. TensorFlow's MobileNets); ``"imagenet"`` leaves them.
 
     Attributes:
         backbone: the timm ``features_only`` network.
@@ -228,11 +245,22 @@ class DeepLabV3Plus(nn.Module):
         backbone_kwargs: dict[str, Any] | None = None,
         backbone_weights: str | os.PathLike[str] | None = None,
         weights: str | os.PathLike[str] | None = None,
+        allow_partial: bool = False,
+        backbone_bn: BackboneBN = "train",
+        input_norm: InputNorm = "imagenet",
     ) -> None:
         recorded = plain_init_args(locals())
         super().__init__()
         check_positive_int("num_classes", num_classes)
         check_positive_int("head_channels", head_channels)
+        if backbone_bn not in ("train", "frozen", "reparametrise"):
+            raise ValueError(
+                f"`backbone_bn` must be 'train', 'frozen' or 'reparametrise', got {backbone_bn!r}"
+            )
+        if input_norm not in ("imagenet", "minus_one_one"):
+            raise ValueError(
+                f"`input_norm` must be 'imagenet' or 'minus_one_one', got {input_norm!r}"
+            )
         if low_level_channels is not None:
             check_positive_int("low_level_channels", low_level_channels)
         if output_stride not in (8, 16, 32) or isinstance(output_stride, bool):
@@ -292,6 +320,17 @@ class DeepLabV3Plus(nn.Module):
         self.classifier = nn.Conv2d(head_channels, num_classes, 1)
         self.init_head()
         self.backbone_kwargs = kwargs
+        self.allow_partial = bool(allow_partial)
+        self.backbone_bn: BackboneBN = backbone_bn
+        if backbone_bn == "reparametrise":
+            #: Whether the backbone BN was re-parametrised (saved, so a resume skips it).
+            self.register_buffer("bn_reparametrised", torch.zeros((), dtype=torch.bool))
+        self.input_norm: InputNorm = input_norm
+        mean, std = torch.tensor(_IMAGENET_MEAN), torch.tensor(_IMAGENET_STD)
+        # ImageNet-normalised x -> x * 2 std + (2 mean - 1) = RGB/127.5 - 1.
+        self.register_buffer("_input_scale", (2 * std).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("_input_shift", (2 * mean - 1).view(1, 3, 1, 1), persistent=False)
+        self.backbone_load_reports: list[BackboneLoadReport] = []
         if backbone_weights is not None:
             self.load_backbone_weights(backbone_weights)
         if weights is not None:
@@ -299,6 +338,12 @@ class DeepLabV3Plus(nn.Module):
         #: Constructor arguments as plain data, so checkpoints can rebuild the network
         #: (:func:`mgd_lightning.models.spec.network_spec`). Presets overwrite it with theirs.
         self.init_args: dict[str, Any] = recorded
+
+    #: Appended to the error of a backbone load that would leave tensors random.
+    partial_load_hint: ClassVar[str] = ""
+    _input_scale: Tensor
+    _input_shift: Tensor
+    bn_reparametrised: Tensor
 
     def _apply_multi_grid(self, grid: tuple[int, ...], output_stride: int) -> None:
         stage = getattr(self.backbone, "layer4", None)
@@ -330,25 +375,49 @@ class DeepLabV3Plus(nn.Module):
                     nn.init.ones_(m.weight)
                     nn.init.zeros_(m.bias)
 
-    def load_backbone_weights(self, path: str | os.PathLike[str]) -> None:
-        """Load the backbone from a local file, strictly.
+    def load_backbone_weights(
+        self, path: str | os.PathLike[str], random_prefixes: Sequence[str] = ()
+    ) -> BackboneLoadReport:
+        """Load the backbone from a local file, mapped by name, and print a report.
 
-        Keys that belong to timm's full model but not to the ``features_only`` backbone
-        (the classifier, MobileNet's ``conv_head``) are dropped first.
+        Layouts: timm, torchvision, this library's networks and checkpoints (see
+        :mod:`~mgd_lightning.models.backbone_weights`). The classification head is skipped.
 
         Args:
-            path: a safetensors or torch file with the timm backbone's state dict.
+            path: a safetensors or torch file.
+            random_prefixes: backbone names to leave as they are (e.g. ``("conv1.",)``).
+
+        Returns:
+            The load report (also appended to ``backbone_load_reports``).
 
         Raises:
-            ValueError: the file holds pickled code or does not match the backbone.
+            ValueError: the file holds pickled code, or backbone tensors would stay random
+                and ``allow_partial`` is false (the message names them).
         """
-        state = load_state_dict_file(path)
-        own = set(self.backbone.state_dict())
-        with torch.device("meta"):
-            full = timm.create_model(self.backbone_name, pretrained=False, **self.backbone_kwargs)
-        head_only = set(full.state_dict()) - own
-        state = {k: v for k, v in state.items() if k not in head_only}
-        load_state_dict_strict(self.backbone, state, source=repr(str(path)))
+        report = load_backbone_file(
+            self.backbone,
+            path,
+            self.backbone_name,
+            self.backbone_kwargs,
+            random_prefixes,
+            self.allow_partial,
+            self.partial_load_hint,
+        )
+        self.backbone_load_reports.append(report)
+        return report
+
+    def train(self, mode: bool = True) -> DeepLabV3Plus:
+        """Set training mode; with ``backbone_bn="frozen"`` the backbone BN stays in eval."""
+        super().train(mode)
+        if self.backbone_bn == "frozen":
+            freeze_batchnorm_statistics(self.backbone)
+        return self
+
+    def normalise_input(self, x: Tensor) -> Tensor:
+        """Convert ImageNet-normalised ``x`` to what the backbone expects (``input_norm``)."""
+        if self.input_norm == "minus_one_one":
+            return x * self._input_scale.to(x.dtype) + self._input_shift.to(x.dtype)
+        return x
 
     def forward(self, x: Tensor) -> SegmentationOutput:
         """Run the network.
@@ -359,7 +428,12 @@ class DeepLabV3Plus(nn.Module):
         Returns:
             ``SegmentationOutput(logits (B, K, H, W), features (B, C, H/4, W/4))``.
         """
-        feats = self.backbone(x)
+        inputs = self.normalise_input(x)
+        reparametrise = self.backbone_bn == "reparametrise" and self.training
+        if reparametrise and not bool(self.bn_reparametrised):
+            reparametrise_batchnorm(self.backbone, [inputs.detach()])
+            self.bn_reparametrised.fill_(True)
+        feats = self.backbone(inputs)
         features = self.head(feats[self._low_index], feats[-1])
         logits = self.classifier(features)
         logits = F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=True)

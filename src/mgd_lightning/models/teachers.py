@@ -84,10 +84,11 @@ class TeacherPair(nn.Module):
             its features feed the region-level loss, its logits the pixel-level loss.
         bn_mode: ``"eval"`` normalises with the stored running statistics (clean default).
             ``"batch"`` reproduces the reference, whose teachers ran in train mode: BatchNorm
-            uses the statistics of the current batch (global across processes with
-            ``SyncBatchNorm``), while the stored running statistics stay unchanged (the
-            reference let them drift; here they are not updated). Needs more than one image
-            per call (the ASPP pooling branch normalises a ``(B, C, 1, 1)`` map).
+            uses the statistics of each view's batch (one pass per view, as the reference's
+            separate calls; global across processes with ``SyncBatchNorm``), while the stored
+            running statistics stay unchanged (the reference let them drift; here they are
+            not updated). Needs more than one image per view (the ASPP pooling branch
+            normalises a ``(B, C, 1, 1)`` map).
         autocast_dtype: ``"bfloat16"``/``"float16"`` (or a ``torch.dtype``) to run the
             teachers under ``torch.autocast`` on the input's device type; outputs are cast
             back to the input dtype. ``None``: no autocast (fp32). ``"auto"`` (default) picks
@@ -98,9 +99,9 @@ class TeacherPair(nn.Module):
             library's training modules), loaded strictly with
             :func:`~mgd_lightning.models.load_network_weights` (prefix ``"auto"``).
         wide_weights: the same for ``wide``.
-        concat_views: run the views of one call as one batch (one pass per teacher). With
-            ``bn_mode="batch"`` this pools the BN statistics over all views; set ``False``
-            to get the reference's per-view statistics (one pass per view).
+        concat_views: with ``bn_mode="eval"``, run the views of one call as one batch (one
+            pass per teacher; the same outputs as separate passes). ``bn_mode="batch"`` always
+            runs one pass per view, so that each view gets its own statistics.
 
     Attributes:
         sources: ``{"deep": {"path": ..., "sha256": ...} | None, "wide": ...}``, the file
@@ -315,7 +316,8 @@ class TeacherPair(nn.Module):
         """Run the chosen teachers over one batch or several views, one pass per teacher.
 
         Views with the same ``(3, H, W)`` are concatenated along the batch and the outputs
-        split back; views of different sizes (or ``concat_views=False``) get separate passes.
+        split back; views of different sizes (or ``concat_views=False``, or
+        ``bn_mode="batch"``: per-view statistics) get separate passes.
         One batch ``pair(x)`` is one view: ``pair(x).deep[0].logits``.
 
         Args:
@@ -343,7 +345,7 @@ class TeacherPair(nn.Module):
         same = len({tuple(v.shape[1:]) for v in views}) == 1
         results: dict[str, list[SegmentationOutput] | None] = {"deep": None, "wide": None}
         for name in dict.fromkeys(teachers):
-            if self.concat_views and same and len(views) > 1:
+            if self.concat_views and self.bn_mode == "eval" and same and len(views) > 1:
                 out = self.run(name, torch.cat(views, dim=0))
                 sizes = [v.shape[0] for v in views]
                 results[name] = [

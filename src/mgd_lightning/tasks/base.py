@@ -78,7 +78,10 @@ class SegmentationTask(L.LightningModule):
             ``PolynomialLR`` over ``trainer.estimated_stepping_batches``. Stepped every step.
         supervised_loss: ``"ce"`` (VOC) or ``"ohem"`` (Cityscapes, METHOD.md B.4).
         ohem_threshold: OHEM probability threshold.
-        ohem_min_kept: OHEM minimum number of kept pixels per batch.
+        ohem_min_kept: OHEM minimum number of kept pixels per batch (per process).
+        ohem_min_kept_per_image: if given, replaces ``ohem_min_kept`` by this number times the
+            images of each batch, so a recipe keeps its meaning at any batch size or GPU count
+            (the reference: 50 000 per image).
         eval_mode: ``"whole"`` images or ``"sliding"`` window for validation, test, predict.
         eval_window: Sliding window size (Cityscapes: 800).
         eval_stride: Sliding window stride (default ``ceil(2/3 * window)``).
@@ -108,6 +111,7 @@ class SegmentationTask(L.LightningModule):
         supervised_loss: SupervisedLoss = "ce",
         ohem_threshold: float = 0.7,
         ohem_min_kept: int = 100_000,
+        ohem_min_kept_per_image: int | None = None,
         eval_mode: InferenceMode = "whole",
         eval_window: int | None = None,
         eval_stride: int | None = None,
@@ -153,6 +157,14 @@ class SegmentationTask(L.LightningModule):
         self.scheduler_factory = scheduler
         self.supervised_loss_name: SupervisedLoss = supervised_loss
         self.ohem_threshold, self.ohem_min_kept = ohem_threshold, ohem_min_kept
+        if ohem_min_kept_per_image is not None and (
+            isinstance(ohem_min_kept_per_image, bool) or ohem_min_kept_per_image < 0
+        ):
+            raise ValueError(
+                "`ohem_min_kept_per_image` must be an integer >= 0, got "
+                f"{ohem_min_kept_per_image!r}"
+            )
+        self.ohem_min_kept_per_image = ohem_min_kept_per_image
         self.eval_mode: InferenceMode = eval_mode
         self.eval_window, self.eval_stride, self.eval_pad_to = eval_window, eval_stride, eval_pad_to
         self.non_finite: NonFinitePolicy = non_finite
@@ -170,8 +182,11 @@ class SegmentationTask(L.LightningModule):
             target: ``(B, H, W)`` class indices with ``ignore_index``.
         """
         if self.supervised_loss_name == "ohem":
+            min_kept = self.ohem_min_kept
+            if self.ohem_min_kept_per_image is not None:
+                min_kept = self.ohem_min_kept_per_image * target.shape[0]
             return ohem_cross_entropy(
-                logits, target, self.ohem_threshold, self.ohem_min_kept, self.ignore_index
+                logits, target, self.ohem_threshold, min_kept, self.ignore_index
             )
         per_pixel = F.cross_entropy(
             logits.float(), target, ignore_index=self.ignore_index, reduction="none"
