@@ -7,8 +7,8 @@ median of ``--steps`` rounds):
 - ``t_nets``: the bare network passes that step needs, each timed alone and summed (student
   forward + backward on the labeled and on the mixed batch; each teacher's forward over its
   views, with the step's teacher settings);
-- ``t_reference``: the reference order (METHOD.md B.7): two extra no-grad student passes,
-  four separate fp32 passes per teacher, same modules;
+- ``t_reference``: the reference order (docs/method.md#reference-iteration): two extra no-grad
+  student passes, four separate fp32 passes per teacher, same modules;
 - ``t_step_cached`` (``--cache``): the step with cached teacher labels (teachers on the mixed
   batch only);
 - peak memory of each (``--memory``: a fresh subprocess per phase builds everything, resets
@@ -180,7 +180,10 @@ class _Setup:
         return {"wall": wall, "cpu": cpu}
 
     def reference(self) -> None:
-        """METHOD.md B.7 order: 4 student passes, 4 separate fp32 passes per teacher."""
+        """The reference order: 4 student passes, 4 separate fp32 passes per teacher.
+
+        See docs/method.md#reference-iteration.
+        """
         lab, unl = self.batch["labeled"], self.batch["unlabeled"]
         x_l, y = lab["image"], lab["mask"]
         u_a, u_b, box = unl["image_a"], unl["image_b"], unl["cutmix_mask"]

@@ -397,7 +397,7 @@ class UnlabeledPairDataset(Dataset[UnlabeledPairSample]):
     others (``image_b``); the partner, both augmentations and the mask derive from a per-sample
     seed (see the module docstring), so pairs change every epoch and are reproducible under
     ``seed_everything(workers=True)``. ``same_image=True`` reproduces the reference's
-    accidental pairing of an image with itself (METHOD.md B.8).
+    accidental pairing of an image with itself (docs/method.md#reference-quirks).
 
     The mask is :func:`~mgd_lightning.data.mixing.cutmix_box_masks` at the output size:
     ``n_boxes`` toggling boxes, each covering ``p / n_boxes`` with ``p ~ U(prop_range)``.

@@ -1,4 +1,4 @@
-"""CutMix box masks and mixing (METHOD.md C.1, B.1).
+"""CutMix box masks and mixing (docs/method.md#training-recipe, B.1).
 
 The reference mixes two unlabeled crops with a mask made of ``n_boxes`` boxes that each *toggle*
 their region (overlaps cancel, XOR). Per image and per box an area share ``p ~ U(prop_range)`` is

@@ -1,4 +1,4 @@
-"""Training and evaluation transforms (albumentations), defaults of METHOD.md C.1.
+"""Training and evaluation transforms (albumentations), defaults of docs/method.md#training-recipe.
 
 Training: horizontal flip (p=0.5) -> random scale picked from a discrete set (default
 ``{0.5, 0.75, 1, 1.5, 1.75, 2}``; image bilinear, mask nearest) -> ImageNet normalisation ->
@@ -131,7 +131,7 @@ def train_transform(
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
 ) -> SegmentationTransform:
-    """The training transform of METHOD.md C.1.
+    """The training transform of docs/method.md#training-recipe.
 
     Flip -> scale from ``scales`` (uniform choice) -> normalise -> pad (image 0 after
     normalisation, mask ``ignore_index``) to at least ``crop_size`` (centred) -> random crop.

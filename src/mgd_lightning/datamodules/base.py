@@ -137,7 +137,7 @@ class SemiSupervisedDataModule(pl.LightningDataModule, abc.ABC):
         n_boxes: CutMix boxes per mask.
         cutmix_prop_range: range of the CutMix area share ``p``.
         same_image_pairs: pair each unlabeled image with itself, as the reference does by
-            accident (METHOD.md B.8); default off.
+            accident (docs/method.md#reference-quirks); default off.
         drop_last: drop incomplete training batches.
         pin_memory: DataLoader ``pin_memory``.
         persistent_workers: keep workers between epochs (only with ``num_workers > 0``).
@@ -243,7 +243,7 @@ class SemiSupervisedDataModule(pl.LightningDataModule, abc.ABC):
 
     # ----------------------------------------------------------------- transforms
     def train_transform(self) -> SegmentationTransform:
-        """The random training transform (METHOD.md C.1 with this module's settings)."""
+        """The random training transform (docs/method.md#training-recipe) with these settings."""
         return train_transform(self.crop_size, self.scales, self.ignore_index, self.hflip_prob,
                                IMAGENET_MEAN, IMAGENET_STD)
 

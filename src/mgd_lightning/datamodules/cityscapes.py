@@ -1,4 +1,4 @@
-"""Cityscapes (gtFine), 19 classes (trainIds), ignore 255 (METHOD.md D.1, D.2)."""
+"""Cityscapes (gtFine), 19 classes (trainIds), ignore 255 (docs/method.md#datasets, D.2)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ class CityscapesDataModule(FileDataModule):
 
     Two layouts under ``root`` (``layout="auto"`` picks the one present):
 
-    - ``"cps"`` (the CPS/MGD ``city`` folder, METHOD.md D.1/D.2)::
+    - ``"cps"`` (the CPS/MGD ``city`` folder, docs/method.md#datasets)::
 
         images/{train,val,test}/<name>.png
         segmentation/{train,val,test}/<name>_gtFine.png       trainIds already
@@ -57,7 +57,7 @@ class CityscapesDataModule(FileDataModule):
             the official layout.
         partition: CPS subset used when neither ``labeled_split`` nor ``labeled_ratio`` is
             given (CPS layout only).
-        crop_size: default 800 (METHOD.md C.3).
+        crop_size: default 800 (docs/method.md#schedules).
         **kwargs: the shared settings of :class:`FileDataModule` and
             :class:`SemiSupervisedDataModule`.
     """

@@ -1,4 +1,4 @@
-"""PASCAL VOC 2012 + SBD ("train_aug"), 21 classes, ignore 255 (METHOD.md D.1, D.2)."""
+"""PASCAL VOC 2012 + SBD ("train_aug"), 21 classes, ignore 255 (docs/method.md#datasets, D.2)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ __all__ = ["VOC_CLASS_NAMES", "VOC_PALETTE", "PascalVOCDataModule", "voc_palette
 class PascalVOCDataModule(FileDataModule):
     """PASCAL VOC 2012 augmented with SBD (10 582 train_aug, 1449 val), 21 classes.
 
-    Layout under ``root`` (the CPS/MGD ``pascal_voc`` folder, METHOD.md D.1)::
+    Layout under ``root`` (the CPS/MGD ``pascal_voc`` folder, docs/method.md#datasets)::
 
         train_aug/image/<id>.jpg, train_aug/label/<id>.png
         val/image/<id>.jpg,       val/label/<id>.png
@@ -29,7 +29,7 @@ class PascalVOCDataModule(FileDataModule):
     SegmentationClassAug layout needs no copying.
 
     Validation images differ in size (at most 500x500): evaluation batches are not padded, so
-    ``eval_batch_size`` defaults to 1 (the model pads, METHOD.md C.6).
+    ``eval_batch_size`` defaults to 1 (the model pads, docs/method.md#evaluation-protocol).
 
     Args:
         root: the ``pascal_voc`` folder.
@@ -38,7 +38,7 @@ class PascalVOCDataModule(FileDataModule):
         eval_batch_size: default 1: VOC images differ in size.
         **kwargs: the shared settings of :class:`FileDataModule` (``labeled_split``,
             ``unlabeled_split``: ids or U2PL path pairs) and :class:`SemiSupervisedDataModule`
-            (``crop_size`` default 512, METHOD.md C.1).
+            (``crop_size`` default 512, docs/method.md#training-recipe).
     """
 
     layout_help = (

@@ -1,4 +1,4 @@
-"""The three MGD distillation losses as pure functions (METHOD.md B.1-B.3).
+"""The three MGD distillation losses as pure functions (docs/method.md#the-reference-in-detail).
 
 Each function takes named tensors, returns an *unweighted* scalar, never sends a gradient to the
 teacher side, and computes in float32 (or float64 when given float64) even under autocast.
@@ -79,8 +79,9 @@ def pixel_consistency_loss(
     """Pixel-level consistency L_P: cross-entropy against the teacher's hard pseudo-labels.
 
     ``CE(student_logits, argmax_K teacher_logits)``, the mean over labelled pixels
-    (METHOD.md B.1). For the mixed unlabeled batch pass the teacher logits *mixed* from the two
-    unmixed views (:func:`mgd_lightning.data.mixing.mix`), as the reference does.
+    (docs/method.md#pixel-level-loss). For the mixed unlabeled batch pass the teacher
+    logits *mixed* from the two unmixed views (:func:`mgd_lightning.data.mixing.mix`), as the
+    reference does.
 
     Args:
         student_logits: Student logits, shape ``(B, K, H, W)``, with gradient.
@@ -156,7 +157,7 @@ def image_semantic_loss(
     """Image-level semantic-sensitive loss L_I: L1 between globally pooled logits.
 
     ``k = mean_{H,W} logits`` gives one "global semantic vector" ``(B, K)`` per network; the loss
-    is ``sum_{b,k} |k_S - k_T|`` (METHOD.md B.2). No softmax, no temperature.
+    is ``sum_{b,k} |k_S - k_T|`` (docs/method.md#image-level-loss). No softmax, no temperature.
 
     Reductions: ``"sum"`` sums over images and classes, exactly as the reference (whose
     per-GPU batch is 2); ``"mean"`` averages over images (still summing over classes). So
@@ -227,8 +228,8 @@ def region_content_loss(
 
     Each decoder feature map is average-pooled to ``G x G`` regions, each region's ``C``-vector
     compared with every other by cosine similarity (a ``G^2 x G^2`` matrix per image), and the
-    student's matrix regressed onto the teacher's (METHOD.md B.3). Channel counts and spatial
-    sizes of student and teacher may differ: only the matrices are compared.
+    student's matrix regressed onto the teacher's (docs/method.md#region-level-loss). Channel
+    counts and spatial sizes of student and teacher may differ: only the matrices are compared.
 
     Args:
         student_features: Student decoder features, shape ``(B, C_s, H_s, W_s)``.

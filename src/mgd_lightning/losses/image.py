@@ -1,4 +1,4 @@
-"""Image-level semantic-sensitive loss module (METHOD.md B.2)."""
+"""Image-level semantic-sensitive loss module (docs/method.md#image-level-loss)."""
 
 from __future__ import annotations
 

@@ -16,7 +16,9 @@ def ohem_cross_entropy(
     min_kept: int = 100_000,
     ignore_index: int = 255,
 ) -> Tensor:
-    """Cross-entropy over the hard pixels only (``ProbOhemCrossEntropy2d`` of METHOD.md B.4).
+    """Cross-entropy over the hard pixels only (the reference's ``ProbOhemCrossEntropy2d``).
+
+    See docs/method.md#supervised-loss.
 
     The softmax probability of the true class is computed for every labelled pixel of the
     batch. When more than ``min_kept`` pixels are labelled, the cut-off is the larger of

@@ -1,4 +1,4 @@
-"""Pixel-level consistency loss module (METHOD.md B.1)."""
+"""Pixel-level consistency loss module (docs/method.md#pixel-level-loss)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Region-level content-aware loss module (METHOD.md B.3)."""
+"""Region-level content-aware loss module (docs/method.md#region-level-loss)."""
 
 from __future__ import annotations
 

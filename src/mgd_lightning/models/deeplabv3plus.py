@@ -1,4 +1,4 @@
-"""DeepLabv3+ on timm backbones, with the head of the MGD reference (METHOD.md A.1).
+"""DeepLabv3+ on timm backbones, with the head of the MGD reference (docs/method.md#head).
 
 The backbone is any timm model that supports ``features_only``; the head takes its stride-4
 feature (low level) and its deepest feature (high level). Every network returns a
@@ -50,7 +50,7 @@ def plain_init_args(local_variables: dict[str, Any]) -> dict[str, Any]:
 
 
 class ASPP(nn.Module):
-    """Atrous spatial pyramid pooling of the reference (METHOD.md A.1, step 1).
+    """Atrous spatial pyramid pooling of the reference (docs/method.md#head, step 1).
 
     Four bias-free branches (1x1 and three dilated 3x3) are concatenated, then
     BN -> LeakyReLU -> 1x1 conv. The image-pooling branch (global average pooling -> 1x1 conv
@@ -100,7 +100,7 @@ class ASPP(nn.Module):
 
 
 class DeepLabV3PlusHead(nn.Module):
-    """ASPP plus the DeepLabv3+ decoder (METHOD.md A.1, steps 1-3); no classifier.
+    """ASPP plus the DeepLabv3+ decoder (docs/method.md#head, steps 1-3); no classifier.
 
     Args:
         low_in_channels: ``C_low``, channels of the stride-4 backbone feature.
@@ -167,7 +167,7 @@ def _conv3x3s(module: nn.Module) -> list[nn.Conv2d]:
 
 
 class DeepLabV3Plus(nn.Module):
-    """DeepLabv3+ on a timm backbone, with the MGD reference head (METHOD.md A.1).
+    """DeepLabv3+ on a timm backbone, with the MGD reference head (docs/method.md#head).
 
     Args:
         backbone: a timm model name (``timm.list_models()``) that supports
@@ -362,7 +362,7 @@ class DeepLabV3Plus(nn.Module):
                 _set_dilation(conv, base * g)
 
     def init_head(self) -> None:
-        """(Re-)draw the head and classifier weights (METHOD.md A.4).
+        """(Re-)draw the head and classifier weights (docs/method.md#teachers).
 
         Kaiming-normal (fan_in, relu) convs, BN weight 1 and bias 0; the classifier bias keeps
         PyTorch's default init.

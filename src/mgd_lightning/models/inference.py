@@ -1,4 +1,4 @@
-"""Whole-image and sliding-window inference (METHOD.md C.6)."""
+"""Whole-image and sliding-window inference (docs/method.md#evaluation-protocol)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The output contract shared by students and teachers (METHOD.md A.1)."""
+"""The output contract shared by students and teachers (docs/method.md#head)."""
 
 from __future__ import annotations
 

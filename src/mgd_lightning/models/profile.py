@@ -1,4 +1,4 @@
-"""FLOPs and parameter counts of students and teachers (METHOD.md E.3).
+"""FLOPs and parameter counts of students and teachers (docs/method.md#flops-and-parameters).
 
 FLOP convention (the one that reproduces the paper's compression ratios): for one image,
 the multiply-adds of every convolution and linear layer (bias not counted) plus

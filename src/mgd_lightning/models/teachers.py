@@ -1,4 +1,4 @@
-"""The two frozen teachers of MGD (METHOD.md A.3, A.4).
+"""The two frozen teachers of MGD (docs/method.md#teachers, A.4).
 
 :class:`TeacherPair` holds the "deep" teacher T_D (feeds the image-level loss) and the "wide"
 teacher T_W (feeds the region-level loss); both feed the pixel-level loss. It is a plain

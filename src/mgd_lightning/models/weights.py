@@ -4,7 +4,7 @@ Files are read either as safetensors or with ``torch.load(..., weights_only=True
 never runs pickled code. Loading into a network is always strict: a file that does not
 cover the network exactly raises a :class:`ValueError` that names the file and lists the
 missing keys, the unexpected keys and the shape mismatches (the reference code's
-``strict=False`` could silently leave a random teacher, METHOD.md F.2).
+``strict=False`` could silently leave a random teacher, docs/method.md#fixes-to-the-reference).
 """
 
 from __future__ import annotations

@@ -68,7 +68,7 @@ class SegmentationTask(L.LightningModule):
         ignore_index: Label value of unlabelled pixels; linked from the datamodule.
         class_names: Names for the per-class IoU logs; linked from the datamodule.
         lr: Base learning rate for the *global* batch (the reference's effective values are in
-            the configs, METHOD.md C.2).
+            the configs, docs/method.md#effective-learning-rate).
         momentum: SGD momentum.
         weight_decay: Weight decay on conv/linear weights (0 on normalisation layers and biases).
         poly_power: Power of the poly schedule ``lr * (1 - step / total) ** power``.
@@ -76,7 +76,7 @@ class SegmentationTask(L.LightningModule):
             parameter groups; replaces the default SGD.
         scheduler: Optional scheduler factory called with the optimizer; replaces the default
             ``PolynomialLR`` over ``trainer.estimated_stepping_batches``. Stepped every step.
-        supervised_loss: ``"ce"`` (VOC) or ``"ohem"`` (Cityscapes, METHOD.md B.4).
+        supervised_loss: ``"ce"`` (VOC) or ``"ohem"`` (Cityscapes, docs/method.md#supervised-loss).
         ohem_threshold: OHEM probability threshold.
         ohem_min_kept: OHEM minimum number of kept pixels per batch (per process).
         ohem_min_kept_per_image: if given, replaces ``ohem_min_kept`` by this number times the

@@ -1,4 +1,7 @@
-"""Cross pseudo supervision with CutMix (METHOD.md C.4): how the paper trains each teacher."""
+"""Cross pseudo supervision with CutMix: how the paper trains each teacher.
+
+See docs/method.md#teacher-training.
+"""
 
 from __future__ import annotations
 
@@ -22,9 +25,10 @@ class CPSModule(SegmentationTask):
     """Two branches of one architecture supervise each other on CutMix-mixed unlabeled images.
 
     ``L = CE(b1(x_l), y) + CE(b2(x_l), y) + w * [CE(b1(x_m), argmax mix(b2(u_a), b2(u_b)))
-    + CE(b2(x_m), argmax mix(b1(u_a), b1(u_b)))]`` (METHOD.md C.4). The pseudo-label passes run
-    without gradient, one batched pass per branch over ``u_a`` and ``u_b``. Validation, test and
-    prediction use branch 1 (``network``), which is also what ``TeacherPair`` loads.
+    + CE(b2(x_m), argmax mix(b1(u_a), b1(u_b)))]`` (docs/method.md#teacher-training). The
+    pseudo-label passes run without gradient, one batched pass per branch over ``u_a`` and
+    ``u_b``. Validation, test and prediction use branch 1 (``network``), which is also what
+    ``TeacherPair`` loads.
 
     Args:
         network: Branch 1; branch 2 (``network2``) is a copy with re-initialised weights.
@@ -85,5 +89,5 @@ def _reinitialise(network: nn.Module, keep_backbone: bool) -> None:
         reset = getattr(module, "reset_parameters", None)
         if callable(reset) and module is not network:
             reset()
-    if callable(init_head):  # the network's own head initialisation (METHOD.md A.1 step 4)
+    if callable(init_head):  # the network's own head initialisation (docs/method.md#head step 4)
         init_head()

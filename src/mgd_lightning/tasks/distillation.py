@@ -1,4 +1,7 @@
-"""MGD distillation: a student learns from labels and from two frozen teachers (METHOD.md B)."""
+"""MGD distillation: a student learns from labels and from two frozen teachers.
+
+See docs/method.md#the-reference-in-detail.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ __all__ = ["DistillationModule", "MGDModule"]
 class DistillationModule(SegmentationTask):
     """A student, a frozen :class:`~mgd_lightning.models.TeacherPair` and the three MGD losses.
 
-    One training step (METHOD.md B.5), with ``x_m = mix(u_a, u_b, M)``::
+    One training step (docs/method.md#loss-weights), with ``x_m = mix(u_a, u_b, M)``::
 
         L = sup_weight    * CE(S(x_l), y)
           + pixel_weight  * sum_{T in deep, wide} [ CE(S(x_l), argmax T(x_l))
@@ -200,7 +203,9 @@ class DistillationModule(SegmentationTask):
 
 
 class MGDModule(DistillationModule):
-    """:class:`DistillationModule` with the paper's defaults (METHOD.md B.6, VOC ResNet-18).
+    """:class:`DistillationModule` with the paper's VOC ResNet-18 defaults.
+
+    See docs/method.md#loss-weights.
 
     ``pixel_weight=1``, ``image_weight=0.002`` with the summed reduction (per-GPU batch 2 in the
     reference: ``0.004`` per image with ``"mean"``), ``region_weight=100``, ``G = 7``. For

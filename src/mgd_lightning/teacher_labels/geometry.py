@@ -1,6 +1,7 @@
 """The geometry of one training view, and the warp of a cached label map onto it.
 
-The training transform (METHOD.md C.1) is flip -> scale -> normalise -> pad (centred) -> crop.
+The training transform (docs/method.md#training-recipe) is flip -> scale -> normalise -> pad
+(centred) -> crop.
 Only the geometric part matters for labels; :class:`ViewGeometry` records it per sample and
 :func:`warp_labels` replays it on a label map of the *untransformed* image, at any resolution.
 """
