@@ -49,14 +49,14 @@ __all__ = [
     "LONGER",
     "SAME_TIME",
     "SMOKE_ARGS",
+    "SMOKE_STUDENT_ARGS",
     "STAGES",
     "TEACHERS",
     "run_pipeline",
     "run_stage",
 ]
 
-#: The teacher stages; a ``<stage>_labeled.yaml`` next to a teacher's config is trained first
-#: and warm-starts it (its checkpoint becomes the network's ``weights``).
+#: The teacher stages (trained with ``teachers="train"``, else loaded from a shipped set).
 TEACHERS: tuple[str, ...] = ("teacher_deep", "teacher_wide")
 #: The stages in the order they run; the MGD student needs both teachers.
 STAGES: tuple[str, ...] = (*TEACHERS, "student_supervised", "student_mgd")
@@ -84,9 +84,10 @@ SMOKE_ARGS: tuple[str, ...] = (
     "--data.init_args.num_val=4",
     "--data.init_args.num_test=4",
     "--data.init_args.batch_size=2",
-    "--model.init_args.network.init_args.backbone=resnet10t",
     "--model.init_args.network.init_args.head_channels=8",
 )
+#: Further ``--smoke`` overrides of the students: the smallest backbone.
+SMOKE_STUDENT_ARGS: tuple[str, ...] = ("--model.init_args.network.init_args.backbone=resnet10t",)
 _STAGE_FILE = "stage.json"
 
 
@@ -246,31 +247,19 @@ def _teacher_stages(
     start: float,
     progress_every: int,
 ) -> Path:
-    """Train both teachers (each after its optional labeled-only warm-up); ship them.
+    """Train both teachers and write them as a shipped set to ``<out>/teachers``.
 
-    Returns the manifest of the shipped set written to ``<out>/teachers``.
+    Returns the set's manifest.
     """
     networks: dict[str, nn.Module] = {}
     records: dict[str, dict[str, Any]] = {}
     for stage in TEACHERS:
-        seconds, steps, extra = 0.0, 0, list(per_stage.get(stage, ()))
-        warm_up = config_dir / f"{stage}_labeled.yaml"
-        if warm_up.is_file():
-            name = f"{stage}_labeled"
-            args = _stage_args(warm_up, out / name, seed, common, per_stage.get(name, ()))
-            _, _, first = run_stage(name, args, out / name, reuse, start, progress_every)
-            seconds, steps = float(first["seconds"]), int(first["steps"])
-            extra.append(f"--model.init_args.network.init_args.weights={first['checkpoint']}")
-        config = _config(config_dir, stage)
-        args = _stage_args(config, out / stage, seed, common, extra)
-        networks[stage], _, record = run_stage(
+        args = _stage_args(
+            _config(config_dir, stage), out / stage, seed, common, per_stage.get(stage, ())
+        )
+        networks[stage], _, records[stage] = run_stage(
             stage, args, out / stage, reuse, start, progress_every
         )
-        records[stage] = {
-            **record,
-            "seconds": round(seconds + float(record["seconds"]), 1),
-            "steps": steps + int(record["steps"]),
-        }
     shipped = save_shipped_teachers(
         networks["teacher_deep"],
         networks["teacher_wide"],
@@ -279,8 +268,10 @@ def _teacher_stages(
             "made_by": f"mgd_lightning.pipeline.run_pipeline(config_dir={str(config_dir)!r}, "
             f"seed={seed}), common arguments {list(common)}",
             "teachers": {
-                role: {"seconds": records[f"teacher_{role}"]["seconds"],
-                       "steps": records[f"teacher_{role}"]["steps"]}
+                role: {
+                    "seconds": records[f"teacher_{role}"]["seconds"],
+                    "steps": records[f"teacher_{role}"]["steps"],
+                }
                 for role in ("deep", "wide")
             },
         },
@@ -344,8 +335,7 @@ def run_pipeline(
             the current directory).
         out_dir: output folder; stage ``s`` trains in ``<out_dir>/<s>``, results at the top.
         seed: ``seed_everything`` of every stage (the data itself is fixed by the data config).
-        teachers: ``"train"`` trains the teacher stages (a ``<stage>_labeled.yaml``, when
-            present, first: it warm-starts the teacher) and writes them as a shipped set to
+        teachers: ``"train"`` trains the teacher stages and writes them as a shipped set to
             ``<out_dir>/teachers``; otherwise the teachers are loaded from a shipped set: its
             name in the package (``"synthetic"``), its folder or its ``manifest.json``.
         reuse: load finished stages from their checkpoints instead of retraining them.
@@ -377,8 +367,7 @@ def run_pipeline(
     out.mkdir(parents=True, exist_ok=True)
     common = [*(SMOKE_ARGS if smoke else ()), *(common_args or [])]
     per_stage = dict(stage_args or {})
-    warm_ups = [f"{t}_labeled" for t in TEACHERS]
-    known = {*STAGES, *warm_ups, SAME_TIME, LONGER, *ABLATION}
+    known = {*STAGES, SAME_TIME, LONGER, *ABLATION}
     unknown = sorted(set(per_stage) - known)
     if unknown:
         raise ValueError(f"`stage_args` names unknown stages {unknown}; stages are {sorted(known)}")
@@ -412,6 +401,8 @@ def run_pipeline(
         if stage == LONGER:
             extra.insert(0, f"--trainer.max_steps={longer_baseline * _max_steps(records)}")
         distils = stage == "student_mgd" or stage in ABLATION
+        if smoke:
+            extra = [*SMOKE_STUDENT_ARGS, *extra]
         args = _stage_args(
             _config(configs, stage),
             out / stage,

@@ -143,9 +143,17 @@ def results_markdown(results: dict[str, Any]) -> str:
         gain = 100 * (longer["miou"] - supervised["miou"])
         factor = longer["steps"] / max(supervised["steps"], 1)
         lines.append(
-            f"Labeled-only student given {factor:.1f} times the steps ({longer['steps']}): "
-            f"**{gain:+.1f}** points (labels, not steps, limit it when this is small)."
+            f"Labeled-only student given {factor:.1f} times the steps ({longer['steps']}, "
+            f"{longer['seconds']:.0f} s): **{gain:+.1f}** points (labels, not steps, limit it "
+            "when this is small)."
         )
+        mgd = models.get("student_mgd")
+        if mgd and not longer.get("reused"):
+            gain = 100 * (mgd["miou"] - longer["miou"])
+            lines.append(
+                f"MGD student ({mgd['seconds']:.0f} s) minus that longer labeled-only student: "
+                f"**{gain:+.1f}**."
+            )
     teachers = [models[t]["miou"] for t in ("teacher_deep", "teacher_wide") if t in models]
     if teachers and "student_mgd" in models:
         share = models["student_mgd"]["miou"] / max(teachers)

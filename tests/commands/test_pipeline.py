@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from pathlib import Path
@@ -11,7 +12,7 @@ from PIL import Image
 
 from mgd_lightning.cli import main as cli_main
 from mgd_lightning.commands.pipeline import build_parser, main
-from mgd_lightning.models import read_manifest
+from mgd_lightning.models import DeepLabV3Plus, read_manifest
 from mgd_lightning.pipeline import (
     ABLATION,
     LONGER,
@@ -28,8 +29,7 @@ CONFIGS = ROOT / "configs" / "quickstart"
 
 STUDENTS = [s for s in STAGES if s not in TEACHERS]
 #: what configs/quickstart/pipeline.yaml trains: the students, the plateau check, the ablation
-#: and the equal-wall-time baseline
-TRAINED = [*STUDENTS, LONGER, *ABLATION, SAME_TIME]
+TRAINED = [*STUDENTS, LONGER, *ABLATION]
 
 
 def _smoke(out: Path, config: str) -> Path:
@@ -96,15 +96,23 @@ def test_smoke_run_stage_folders(smoke_run: Path) -> None:
         assert any("teachers.init_args.shipped=" in a and "manifest.json" in a for a in args)
 
 
+#: The teacher recipe fine-tunes the real ImageNet MobileNet-v2 of ../shared/weights; it needs
+#: that file and DeepLabV3Plus's ImageNet-weights options (torchvision layout, input_norm).
+IMAGENET_MBV2 = ROOT.parent / "shared/weights/mobilenet_v2_imagenet"
+needs_imagenet_recipe = pytest.mark.skipif(
+    "input_norm" not in inspect.signature(DeepLabV3Plus).parameters
+    or not IMAGENET_MBV2.is_dir(),
+    reason="the teacher recipe needs the ImageNet MobileNet-v2 file and DeepLabV3Plus(input_norm)",
+)
+
+
+@needs_imagenet_recipe
 def test_retrained_teachers_are_shipped_and_used(tmp_path: Path) -> None:
     out = _smoke(tmp_path, "teachers.yaml")
     manifest = read_manifest(out / "teachers")
     results = json.loads((out / "results.json").read_text())
     for role in ("deep", "wide"):
-        # warm-up (2 steps) then CPS (2 steps), warm-started from the warm-up's checkpoint
-        assert manifest["teachers"][role]["steps"] == 4
-        args = json.loads((out / f"teacher_{role}" / "stage.json").read_text())["args"]
-        assert any(f"teacher_{role}_labeled" in a and "weights=" in a for a in args)
+        assert manifest["teachers"][role]["steps"] == 2
         assert results["models"][f"teacher_{role}"]["reused"] is False
     assert results["teachers"] == str(out / "teachers" / "manifest.json")
 
@@ -135,7 +143,10 @@ def test_reuse_skips_finished_stages(smoke_run: Path, capsys: pytest.CaptureFixt
     assert f"{SAME_TIME}: training" in printed
 
 
-@pytest.mark.parametrize("stage", [*STAGES, *(f"{t}_labeled" for t in TEACHERS)])
+@pytest.mark.parametrize(
+    "stage",
+    [*STUDENTS, *(pytest.param(t, marks=needs_imagenet_recipe) for t in TEACHERS)],
+)
 def test_stage_config_parses(stage: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         cli_main(["fit", "--config", os.fspath(CONFIGS / f"{stage}.yaml"), "--print_config"])

@@ -30,7 +30,7 @@ def test_package_ships_the_synthetic_teachers() -> None:
         entry = manifest["teachers"][role]
         assert entry["dtype"] == "float16"
         assert pair.sources[role] == {"path": str(root / entry["file"]), "sha256": entry["sha256"]}
-    assert pair.deep.init_args["backbone"] != pair.wide.init_args["backbone"]
+    assert pair.deep.init_args["head_channels"] < pair.wide.init_args["head_channels"]
 
 
 @pytest.fixture()

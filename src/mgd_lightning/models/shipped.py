@@ -218,6 +218,13 @@ def save_shipped_teachers(
             .cpu()
             for key, value in network.state_dict().items()
         }
+        overflow = [k for k, v in state.items() if v.is_floating_point() and not v.isfinite().all()]
+        if overflow:
+            raise ValueError(
+                f"the {role} teacher has values that do not fit {dtype} (they become inf): "
+                f"{overflow[:5]}; store it in a wider dtype (dtype=torch.float32) or rescale "
+                "those layers"
+            )
         file = out / f"teacher_{role}.safetensors"
         save_file(state, os.fspath(file))
         teachers[role] = {
