@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -141,6 +142,28 @@ def test_reuse_skips_finished_stages(smoke_run: Path, capsys: pytest.CaptureFixt
     # the one stage not reused: the labeled-only student for the MGD student's wall time
     assert results["models"][SAME_TIME]["reused"] is False
     assert f"{SAME_TIME}: training" in printed
+
+
+def test_train_teachers_ships_and_uses_them(tmp_path: Path) -> None:
+    # teachers="train" with any teacher configs: here the labeled-only student's, tiny
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    for name in ("student_supervised", "student_mgd"):
+        shutil.copy(CONFIGS / f"{name}.yaml", configs / f"{name}.yaml")
+    for name in TEACHERS:
+        shutil.copy(CONFIGS / "student_supervised.yaml", configs / f"{name}.yaml")
+    out = tmp_path / "out"
+    results = run_pipeline(
+        config_dir=os.fspath(configs), out_dir=os.fspath(out), teachers="train", smoke=True
+    )
+    manifest = read_manifest(out / "teachers")
+    for role in ("deep", "wide"):
+        assert manifest["teachers"][role]["steps"] == 2
+        assert results["models"][f"teacher_{role}"]["reused"] is False
+        assert (out / f"teacher_{role}" / "stage.json").is_file()
+    assert results["teachers"] == str(out / "teachers" / "manifest.json")
+    args = json.loads((out / "student_mgd" / "stage.json").read_text())["args"]
+    assert f"--model.init_args.teachers.init_args.shipped={results['teachers']}" in args
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from _tiny_models import make_tiny
 
+from _tiny_models import make_tiny
 from mgd_lightning.models import (
     ShippedTeacherError,
     TeacherPair,
