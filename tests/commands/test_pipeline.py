@@ -29,7 +29,7 @@ CONFIGS = ROOT / "configs" / "quickstart"
 
 
 STUDENTS = [s for s in STAGES if s not in TEACHERS]
-#: what configs/quickstart/pipeline.yaml trains: the students, the plateau check, the ablation
+#: what the smoke runs train: the students, the plateau check and the ablation
 TRAINED = [*STUDENTS, LONGER, *ABLATION]
 
 
@@ -45,6 +45,9 @@ def _smoke(out: Path, config: str) -> Path:
             os.fspath(out),
             "--progress_every",
             "1",
+            "--ablation",
+            "--longer_baseline",
+            "4",
         ]
     )
     assert status == 0
