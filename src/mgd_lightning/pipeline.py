@@ -1,13 +1,17 @@
-"""The whole MGD recipe as one workflow: train four stages, evaluate them, write the report.
+"""The whole MGD recipe as one workflow: teachers, students, evaluation, report.
 
-Trains the deep and the wide teacher, the labeled-only student and the MGD student (each stage
-an ordinary LightningCLI config, also runnable alone with ``mgd-lightning fit --config``),
-evaluates all of them on one held-out split, and writes ``results.json``, ``results.md`` and
-``figure.png`` to the output folder::
+Gets the deep and the wide teacher (loads a shipped set, or trains them), trains the
+labeled-only student and the MGD student (each stage an ordinary LightningCLI config, also
+runnable alone with ``mgd-lightning fit --config``), evaluates all of them on one held-out
+split, and writes ``results.json``, ``results.md`` and ``figure.png`` to the output folder::
 
-    mgd-lightning pipeline --config configs/quickstart/pipeline.yaml
+    mgd-lightning pipeline --config configs/quickstart/pipeline.yaml   # shipped teachers
+    mgd-lightning pipeline --config configs/quickstart/teachers.yaml   # retrains the teachers
     mgd-lightning pipeline --config configs/quickstart/pipeline.yaml --reuse   # skip done stages
     mgd-lightning pipeline --config configs/quickstart/pipeline.yaml --smoke   # tiny, ~1 minute
+
+Trained teachers are also written as a shipped set (``<out_dir>/teachers``: fp16 safetensors
+and a manifest, :mod:`mgd_lightning.models.shipped`) that ``teachers: <that folder>`` loads.
 
 ``mgd_lightning.commands.pipeline`` is the command's parser over :func:`run_pipeline`. A stage
 is *finished* when its folder holds ``stage.json`` (written after training) and the
@@ -34,17 +38,41 @@ from torch import nn
 from mgd_lightning.evaluation import evaluate_networks, mean_iou
 from mgd_lightning.files import write_text_atomic
 from mgd_lightning.models.profile import count_flops, count_parameters
+from mgd_lightning.models.shipped import load_shipped_teacher, read_manifest, save_shipped_teachers
 from mgd_lightning.models.weights import load_network_weights
 from mgd_lightning.parsing import build_cli
 from mgd_lightning.report import results_markdown, write_figure
 from mgd_lightning.teacher_labels import TeacherLabelCacheCallback
 
-__all__ = ["SAME_TIME", "SMOKE_ARGS", "STAGES", "run_pipeline", "run_stage"]
+__all__ = [
+    "ABLATION",
+    "LONGER",
+    "SAME_TIME",
+    "SMOKE_ARGS",
+    "SMOKE_STUDENT_ARGS",
+    "STAGES",
+    "TEACHERS",
+    "run_pipeline",
+    "run_stage",
+]
 
+#: The teacher stages (trained with ``teachers="train"``, else loaded from a shipped set).
+TEACHERS: tuple[str, ...] = ("teacher_deep", "teacher_wide")
 #: The stages in the order they run; the MGD student needs both teachers.
-STAGES: tuple[str, ...] = ("teacher_deep", "teacher_wide", "student_supervised", "student_mgd")
-#: Optional fifth model: the labeled-only student given the MGD student's wall time.
+STAGES: tuple[str, ...] = (*TEACHERS, "student_supervised", "student_mgd")
+#: Optional model: the labeled-only student given the MGD student's wall time.
 SAME_TIME = "student_supervised_same_time"
+#: Optional model: the labeled-only student given ``longer_baseline`` times its steps.
+LONGER = "student_supervised_longer"
+#: Optional models: the MGD student with only some of its terms (the ablation), from the MGD
+#: student's config with these arguments.
+ABLATION: dict[str, tuple[str, ...]] = {
+    "student_mgd_pixel": (
+        "--model.init_args.image_weight=0",
+        "--model.init_args.region_weight=0",
+    ),
+    "student_mgd_pixel_image": ("--model.init_args.region_weight=0",),
+}
 #: Overrides of ``--smoke``: tiny images, tiny networks, a few steps, no bf16 (for tests).
 SMOKE_ARGS: tuple[str, ...] = (
     "--trainer.max_steps=2",
@@ -52,12 +80,14 @@ SMOKE_ARGS: tuple[str, ...] = (
     "--trainer.precision=32-true",
     "--data.init_args.image_size=32",
     "--data.init_args.num_train=32",
+    "--data.init_args.labeled_ratio=0.25",
     "--data.init_args.num_val=4",
     "--data.init_args.num_test=4",
     "--data.init_args.batch_size=2",
-    "--model.init_args.network.init_args.backbone=resnet10t",
     "--model.init_args.network.init_args.head_channels=8",
 )
+#: Further ``--smoke`` overrides of the students: the smallest backbone.
+SMOKE_STUDENT_ARGS: tuple[str, ...] = ("--model.init_args.network.init_args.backbone=resnet10t",)
 _STAGE_FILE = "stage.json"
 
 
@@ -97,14 +127,13 @@ def _build_cli(args: list[str]) -> Any:
 
 
 def _stage_args(
-    stage: str,
     config: Path,
     stage_dir: Path,
     seed: int,
     common: Sequence[str],
     extra: Sequence[str],
-    teachers: dict[str, str],
-    max_time: tuple[float, int] | None,
+    max_time: tuple[float, int] | None = None,
+    shipped: str | None = None,
 ) -> list[str]:
     args = [
         "--config",
@@ -115,11 +144,8 @@ def _stage_args(
         "--trainer.enable_model_summary=false",
     ]
     args += list(common) + list(extra)
-    if teachers:
-        args += [
-            f"--model.init_args.teachers.init_args.deep_weights={teachers['teacher_deep']}",
-            f"--model.init_args.teachers.init_args.wide_weights={teachers['teacher_wide']}",
-        ]
+    if shipped is not None:
+        args.append(f"--model.init_args.teachers.init_args.shipped={shipped}")
     if max_time is not None:
         seconds, steps = max_time
         # max_time stops it; max_steps (a generous estimate from the labeled-only stage's
@@ -211,76 +237,183 @@ def run_stage(
     return network, cli.datamodule, record
 
 
+def _teacher_stages(
+    config_dir: Path,
+    out: Path,
+    seed: int,
+    common: Sequence[str],
+    per_stage: dict[str, list[str]],
+    reuse: bool,
+    start: float,
+    progress_every: int,
+) -> Path:
+    """Train both teachers and write them as a shipped set to ``<out>/teachers``.
+
+    Returns the set's manifest.
+    """
+    networks: dict[str, nn.Module] = {}
+    records: dict[str, dict[str, Any]] = {}
+    for stage in TEACHERS:
+        args = _stage_args(
+            _config(config_dir, stage), out / stage, seed, common, per_stage.get(stage, ())
+        )
+        networks[stage], _, records[stage] = run_stage(
+            stage, args, out / stage, reuse, start, progress_every
+        )
+    shipped = save_shipped_teachers(
+        networks["teacher_deep"],
+        networks["teacher_wide"],
+        out / "teachers",
+        info={
+            "made_by": f"mgd_lightning.pipeline.run_pipeline(config_dir={str(config_dir)!r}, "
+            f"seed={seed}), common arguments {list(common)}",
+            "teachers": {
+                role: {
+                    "seconds": records[f"teacher_{role}"]["seconds"],
+                    "steps": records[f"teacher_{role}"]["steps"],
+                }
+                for role in ("deep", "wide")
+            },
+        },
+    )
+    _say(f"teachers written as a shipped set: {shipped}", start)
+    return shipped
+
+
+def _shipped_teachers(
+    source: str, start: float
+) -> tuple[dict[str, nn.Module], dict[str, dict[str, Any]], Path]:
+    """Load a shipped teacher set (files checked against its manifest); no training."""
+    manifest = read_manifest(source)
+    networks: dict[str, nn.Module] = {}
+    records: dict[str, dict[str, Any]] = {}
+    for role in ("deep", "wide"):
+        network, origin = load_shipped_teacher(role, source)
+        entry = manifest["teachers"][role]
+        networks[f"teacher_{role}"] = network
+        records[f"teacher_{role}"] = {
+            "checkpoint": origin["path"],
+            "sha256": origin["sha256"],
+            "seconds": float(entry.get("seconds", float("nan"))),
+            "steps": int(entry.get("steps", 0)),
+            "reused": True,
+        }
+    path = Path(manifest["root"]) / "manifest.json"
+    _say(f"teachers: shipped set {path} (SHA-256 checked); not trained", start)
+    return networks, records, path
+
+
+def _config(config_dir: Path, stage: str) -> Path:
+    base = {SAME_TIME: "student_supervised", LONGER: "student_supervised"}.get(stage, stage)
+    config = config_dir / f"{'student_mgd' if stage in ABLATION else base}.yaml"
+    if not config.is_file():
+        raise FileNotFoundError(f"stage config {config} not found (set `config_dir`)")
+    return config
+
+
 def run_pipeline(
     config_dir: str = "configs/quickstart",
     out_dir: str = "runs/quickstart",
     seed: int = 0,
+    teachers: str = "train",
     reuse: bool = False,
     smoke: bool = False,
     common_args: list[str] | None = None,
     stage_args: dict[str, list[str]] | None = None,
     same_time_baseline: bool = False,
+    longer_baseline: int = 0,
+    ablation: bool = False,
     split: Literal["test", "val"] = "test",
     figure_images: int = 4,
     progress_every: int = 100,
     teacher_label_cache: bool = False,
 ) -> dict[str, Any]:
-    """Run the four stages, evaluate, and write the results; returns the results dict.
+    """Get the teachers, train the students, evaluate, and write the results.
 
     Args:
         config_dir: folder of the stage configs ``<stage>.yaml`` (relative paths are taken from
             the current directory).
         out_dir: output folder; stage ``s`` trains in ``<out_dir>/<s>``, results at the top.
         seed: ``seed_everything`` of every stage (the data itself is fixed by the data config).
+        teachers: ``"train"`` trains the teacher stages and writes them as a shipped set to
+            ``<out_dir>/teachers``; otherwise the teachers are loaded from a shipped set: its
+            name in the package (``"synthetic"``), its folder or its ``manifest.json``.
         reuse: load finished stages from their checkpoints instead of retraining them.
         smoke: add :data:`SMOKE_ARGS` (tiny data, tiny networks, two steps): a quick check.
-        common_args: extra LightningCLI arguments for every stage (e.g.
+        common_args: extra LightningCLI arguments for every trained stage (e.g.
             ``["--trainer.max_steps=100"]``).
         stage_args: extra LightningCLI arguments per stage name.
         same_time_baseline: also train the labeled-only student for the MGD student's wall time
             (``trainer.max_time``) and report it as ``student_supervised_same_time``.
+        longer_baseline: if > 0, also train the labeled-only student for this many times its
+            steps (``student_supervised_longer``): whether more steps would still help it.
+        ablation: also train the MGD student with the pixel-level term only and with the
+            pixel- and image-level terms (:data:`ABLATION`).
         split: ``"test"`` or ``"val"``: where all models are evaluated.
         figure_images: rows of the figure (the first images of the split).
         progress_every: print a progress line every this many steps.
-        teacher_label_cache: train the MGD student from cached teacher labels
-            (:class:`~mgd_lightning.teacher_labels.TeacherLabelCacheCallback`, cache in
-            ``<out_dir>/student_mgd/teacher_labels``).
+        teacher_label_cache: train the MGD students from cached teacher labels
+            (:class:`~mgd_lightning.teacher_labels.TeacherLabelCacheCallback`, one cache in
+            ``<out_dir>/teacher_labels``).
     """
     if split not in ("test", "val"):
         raise ValueError(f"`split` must be 'test' or 'val', got {split!r}")
+    if isinstance(longer_baseline, bool) or not isinstance(longer_baseline, int) or (
+        longer_baseline < 0
+    ):
+        raise ValueError(f"`longer_baseline` must be an integer >= 0, got {longer_baseline!r}")
     start, cpu_start = time.perf_counter(), time.process_time()
-    out = Path(out_dir)
+    out, configs = Path(out_dir), Path(config_dir)
     out.mkdir(parents=True, exist_ok=True)
     common = [*(SMOKE_ARGS if smoke else ()), *(common_args or [])]
     per_stage = dict(stage_args or {})
-    unknown = sorted(set(per_stage) - {*STAGES, SAME_TIME})
+    known = {*STAGES, SAME_TIME, LONGER, *ABLATION}
+    unknown = sorted(set(per_stage) - known)
     if unknown:
-        raise ValueError(f"`stage_args` names unknown stages {unknown}; stages are {STAGES}")
-    networks: dict[str, nn.Module] = {}
-    records: dict[str, dict[str, Any]] = {}
-    datamodule: LightningDataModule | None = None
-    order = [*STAGES, *([SAME_TIME] if same_time_baseline else [])]
-    _say(f"stages: {', '.join(order)}; output folder {out.resolve()}", start)
-    for stage in order:
-        config = Path(config_dir) / f"{'student_supervised' if stage == SAME_TIME else stage}.yaml"
-        if not config.is_file():
-            raise FileNotFoundError(f"stage config {config} not found (set `config_dir`)")
-        teachers = (
-            {t: records[t]["checkpoint"] for t in ("teacher_deep", "teacher_wide")}
-            if stage == "student_mgd"
-            else {}
+        raise ValueError(f"`stage_args` names unknown stages {unknown}; stages are {sorted(known)}")
+    order = [
+        "student_supervised",
+        *([LONGER] if longer_baseline else []),
+        "student_mgd",
+        *(ABLATION if ablation else []),
+        *([SAME_TIME] if same_time_baseline else []),
+    ]
+    _say(f"teachers: {teachers}; students: {', '.join(order)}; output folder {out.resolve()}",
+         start)
+    source = teachers
+    if teachers == "train":
+        source = os.fspath(
+            _teacher_stages(configs, out, seed, common, per_stage, reuse, start, progress_every)
         )
+    # Trained or not, the students learn from (and the report evaluates) the shipped files.
+    networks, records, shipped = _shipped_teachers(source, start)
+    for record in records.values():
+        record["reused"] = teachers != "train"
+    datamodule: LightningDataModule | None = None
+    for stage in order:
         max_time = None
+        extra = list(ABLATION.get(stage, ())) + list(per_stage.get(stage, ()))
         if stage == SAME_TIME:
             sup = records["student_supervised"]
             budget = float(records["student_mgd"]["seconds"])
             rate = sup["steps"] / max(float(sup["seconds"]), 1e-3)
             max_time = (budget, max(1, math.ceil(1.2 * rate * budget)))
+        if stage == LONGER:
+            extra.insert(0, f"--trainer.max_steps={longer_baseline * _max_steps(records)}")
+        distils = stage == "student_mgd" or stage in ABLATION
+        if smoke:
+            extra = [*SMOKE_STUDENT_ARGS, *extra]
         args = _stage_args(
-            stage, config, out / stage, seed, common, per_stage.get(stage, ()), teachers, max_time
+            _config(configs, stage),
+            out / stage,
+            seed,
+            common,
+            extra,
+            max_time,
+            shipped=os.fspath(shipped) if distils else None,
         )
-        cache = teacher_label_cache and stage == "student_mgd"
-        callbacks = [TeacherLabelCacheCallback(out / stage / "teacher_labels")] if cache else []
+        cache = teacher_label_cache and distils
+        callbacks = [TeacherLabelCacheCallback(out / "teacher_labels")] if cache else []
         networks[stage], stage_data, records[stage] = run_stage(
             stage, args, out / stage, reuse, start, progress_every, callbacks
         )
@@ -307,6 +440,7 @@ def run_pipeline(
             "checkpoint": records[name]["checkpoint"],
             "network": getattr(network, "init_args", None),
         }
+    figure_names = [n for n in (*STAGES,) if n in networks]
     results: dict[str, Any] = {
         "split": split,
         "num_images": shown["num_images"],
@@ -314,6 +448,8 @@ def run_pipeline(
         "seed": seed,
         "class_names": class_names,
         "miou_unit": "fraction (0-1); results.md shows percent",
+        "teachers": os.fspath(shipped),
+        "teacher_label_cache": teacher_label_cache,
         "models": models,
         "total_seconds": 0.0,
         "command": " ".join(["mgd-lightning", "pipeline", *sys.argv[2:]])
@@ -322,7 +458,7 @@ def run_pipeline(
     }
     figure_path = out / "figure.png"
     write_figure(
-        figure_path, shown, list(networks), getattr(datamodule, "palette", []), class_names
+        figure_path, shown, figure_names, getattr(datamodule, "palette", []), class_names
     )
     results["total_seconds"] = round(time.perf_counter() - start, 1)
     results["total_cpu_seconds"] = round(time.process_time() - cpu_start, 1)
@@ -336,3 +472,8 @@ def run_pipeline(
     _say(f"wrote {figure_path.resolve()}", start)
     _say(f"total {timedelta(seconds=round(results['total_seconds']))}", start)
     return results
+
+
+def _max_steps(records: dict[str, dict[str, Any]]) -> int:
+    """The labeled-only student's step count (the longer baseline multiplies it)."""
+    return max(1, int(records["student_supervised"]["steps"]))

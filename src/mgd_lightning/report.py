@@ -25,6 +25,9 @@ TITLES: dict[str, str] = {
     "student_supervised": "Student, labeled only",
     "student_mgd": "Student, MGD",
     "student_supervised_same_time": "Student, labeled only, MGD's wall time",
+    "student_supervised_longer": "Student, labeled only, more steps",
+    "student_mgd_pixel": "Student, MGD pixel level only",
+    "student_mgd_pixel_image": "Student, MGD pixel + image level",
 }
 
 
@@ -135,5 +138,45 @@ def results_markdown(results: dict[str, Any]) -> str:
         lines.append(
             f"MGD student minus labeled-only student with the same wall time: **{gain:+.1f}**."
         )
+    longer, supervised = models.get("student_supervised_longer"), models.get("student_supervised")
+    if longer and supervised:
+        gain = 100 * (longer["miou"] - supervised["miou"])
+        factor = longer["steps"] / max(supervised["steps"], 1)
+        lines.append(
+            f"Labeled-only student given {factor:.1f} times the steps ({longer['steps']}, "
+            f"{longer['seconds']:.0f} s): **{gain:+.1f}** points (labels, not steps, limit it "
+            "when this is small)."
+        )
+        mgd = models.get("student_mgd")
+        if mgd and not longer.get("reused"):
+            gain = 100 * (mgd["miou"] - longer["miou"])
+            lines.append(
+                f"MGD student ({mgd['seconds']:.0f} s) minus that longer labeled-only student: "
+                f"**{gain:+.1f}**."
+            )
+    teachers = [models[t]["miou"] for t in ("teacher_deep", "teacher_wide") if t in models]
+    if teachers and "student_mgd" in models:
+        share = models["student_mgd"]["miou"] / max(teachers)
+        lines.append(f"MGD student / better teacher: **{100 * share:.0f}%**.")
+    steps = [
+        ("pixel level", "student_mgd_pixel"),
+        ("+ image level", "student_mgd_pixel_image"),
+        ("+ region level (full MGD)", "student_mgd"),
+    ]
+    if supervised and all(name in models for _, name in steps):
+        lines += [
+            "",
+            "Ablation (same seed and steps; gain over the labeled-only student):",
+            "",
+            "| terms | mIoU | gain |",
+            "|---|---:|---:|",
+        ]
+        for label, name in steps:
+            miou = models[name]["miou"]
+            lines.append(
+                f"| {label} | {100 * miou:.1f} | {100 * (miou - supervised['miou']):+.1f} |"
+            )
+    if results.get("teachers"):
+        lines += ["", f"Teachers: `{results['teachers']}` (weights checked by SHA-256)."]
     lines += ["", "![predictions](figure.png)", ""]
     return "\n".join(lines)

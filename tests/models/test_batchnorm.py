@@ -113,6 +113,15 @@ def test_frozen_backbone_statistics() -> None:
     assert torch.equal(bns[0].running_mean, mean)
 
 
+def test_frozen_backbone_statistics_as_built() -> None:
+    # Lightning does not call .train() at fit start: the network must be frozen as built.
+    net = DeepLabV3Plus("resnet10t", 3, head_channels=16, backbone_bn="frozen")
+    bns = [m for m in net.backbone.modules() if isinstance(m, nn.BatchNorm2d)]
+    var = [m.running_var.clone() for m in bns]
+    net(torch.randn(2, 3, 64, 64))
+    assert all(torch.equal(m.running_var, v) for m, v in zip(bns, var, strict=True))
+
+
 def test_input_norm_minus_one_one() -> None:
     net = DeepLabV3Plus("resnet10t", 3, head_channels=16, input_norm="minus_one_one")
     raw = torch.randint(0, 256, (1, 3, 4, 4)).float()

@@ -2,7 +2,8 @@
 
 Examples::
 
-    mgd-lightning pipeline --config configs/quickstart/pipeline.yaml
+    mgd-lightning pipeline --config configs/quickstart/pipeline.yaml   # shipped teachers
+    mgd-lightning pipeline --config configs/quickstart/teachers.yaml   # teachers retrained
     mgd-lightning pipeline --config configs/quickstart/pipeline.yaml --reuse   # skip done stages
     mgd-lightning pipeline --config configs/quickstart/pipeline.yaml --smoke   # tiny, ~1 minute
 """
@@ -22,6 +23,7 @@ _FLAGS = {
     "reuse": "load finished stages from their checkpoints instead of retraining them",
     "smoke": "tiny data, tiny networks, two steps a stage: a quick check",
     "same_time_baseline": "also train the labeled-only student for the MGD student's wall time",
+    "ablation": "also train the MGD student with the pixel level only and pixel + image level",
     "teacher_label_cache": "train the MGD student from cached teacher labels (faster steps)",
 }
 
@@ -30,8 +32,8 @@ def build_parser() -> ArgumentParser:
     """The argument parser of ``mgd-lightning pipeline``: the arguments of ``run_pipeline``."""
     parser = command_parser(
         "mgd-lightning pipeline",
-        "Train both teachers, the labeled-only and the MGD student; evaluate them on one "
-        "held-out split; write results.json, results.md and figure.png.",
+        "Load (or train) both teachers, train the labeled-only and the MGD student; evaluate "
+        "them on one held-out split; write results.json, results.md and figure.png.",
     )
     parser.add_function_arguments(run_pipeline, skip=set(_FLAGS))
     for name, help in _FLAGS.items():

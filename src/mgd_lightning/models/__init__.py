@@ -29,6 +29,13 @@ from mgd_lightning.models.profile import (
     format_report,
     profile_report,
 )
+from mgd_lightning.models.shipped import (
+    ShippedTeacherError,
+    load_shipped_teacher,
+    read_manifest,
+    save_shipped_teachers,
+    shipped_teacher_file,
+)
 from mgd_lightning.models.spec import (
     build_network,
     load_student,
@@ -56,6 +63,7 @@ __all__ = [
     "OutputStride",
     "ProfileRow",
     "SegmentationOutput",
+    "ShippedTeacherError",
     "StudentMobileNetV2",
     "StudentResNet18",
     "TeacherName",
@@ -70,13 +78,17 @@ __all__ = [
     "freeze_batchnorm_statistics",
     "load_checkpoint",
     "load_network_weights",
+    "load_shipped_teacher",
     "load_state_dict_file",
     "load_state_dict_strict",
     "load_student",
     "network_from_checkpoint",
     "network_spec",
     "profile_report",
+    "read_manifest",
     "reparametrise_batchnorm",
+    "save_shipped_teachers",
     "segment",
     "sha256_file",
+    "shipped_teacher_file",
 ]

@@ -335,6 +335,10 @@ class DeepLabV3Plus(nn.Module):
             self.load_backbone_weights(backbone_weights)
         if weights is not None:
             load_network_weights(self, weights)
+        if backbone_bn == "frozen":
+            # Lightning (>= 2.2) keeps each module's mode as built and does not call
+            # ``.train()`` at fit start, so freeze here as well as in ``train()``.
+            freeze_batchnorm_statistics(self.backbone)
         #: Constructor arguments as plain data, so checkpoints can rebuild the network
         #: (:func:`mgd_lightning.models.spec.network_spec`). Presets overwrite it with theirs.
         self.init_args: dict[str, Any] = recorded

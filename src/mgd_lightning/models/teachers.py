@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mgd_lightning.models.outputs import SegmentationOutput
+from mgd_lightning.models.shipped import load_shipped_teacher
 from mgd_lightning.models.spec import network_from_checkpoint
 from mgd_lightning.models.weights import (
     load_network_weights,
@@ -102,6 +103,8 @@ class TeacherPair(nn.Module):
         concat_views: with ``bn_mode="eval"``, run the views of one call as one batch (one
             pass per teacher; the same outputs as separate passes). ``bn_mode="batch"`` always
             runs one pass per view, so that each view gets its own statistics.
+        shipped: load both teachers from a shipped set instead (see :meth:`from_shipped`);
+            excludes ``deep``, ``wide`` and the weight files.
 
     Attributes:
         sources: ``{"deep": {"path": ..., "sha256": ...} | None, "wide": ...}``, the file
@@ -135,8 +138,19 @@ class TeacherPair(nn.Module):
         deep_weights: str | os.PathLike[str] | None = None,
         wide_weights: str | os.PathLike[str] | None = None,
         concat_views: bool = True,
+        shipped: str | os.PathLike[str] | None = None,
     ) -> None:
         super().__init__()
+        shipped_sources: dict[str, dict[str, str] | None] = {"deep": None, "wide": None}
+        if shipped is not None:
+            given = [n for n, v in (("deep", deep), ("wide", wide), ("deep_weights", deep_weights),
+                                    ("wide_weights", wide_weights)) if v is not None]
+            if given:
+                raise ValueError(
+                    f"give either `shipped` or the teachers ({', '.join(given)}), not both"
+                )
+            deep, shipped_sources["deep"] = load_shipped_teacher("deep", shipped)
+            wide, shipped_sources["wide"] = load_shipped_teacher("wide", shipped)
         deep = _network_or_rebuilt("deep", deep, deep_weights)
         wide = _network_or_rebuilt("wide", wide, wide_weights)
         if bn_mode not in ("eval", "batch"):
@@ -151,7 +165,7 @@ class TeacherPair(nn.Module):
             autocast_dtype
         )
         self.concat_views = bool(concat_views)
-        self.sources: dict[str, dict[str, str] | None] = {"deep": None, "wide": None}
+        self.sources: dict[str, dict[str, str] | None] = shipped_sources
         if deep_weights is not None:
             self.load_teacher_weights("deep", deep_weights)
         if wide_weights is not None:
@@ -178,6 +192,22 @@ class TeacherPair(nn.Module):
             **kwargs: other :class:`TeacherPair` arguments (``bn_mode``, ``autocast_dtype``...).
         """
         return cls(None, None, deep_weights=deep, wide_weights=wide, **kwargs)
+
+    @classmethod
+    def from_shipped(
+        cls, source: str | os.PathLike[str] = "synthetic", **kwargs: Any
+    ) -> TeacherPair:
+        """Load a teacher set shipped in the package (or any folder in its format).
+
+        Each weight file's size and SHA-256 are checked against the set's manifest before it
+        is read (:mod:`mgd_lightning.models.shipped`); ``sources`` records them.
+
+        Args:
+            source: a shipped set's name (``"synthetic"``: the teachers of the embedded
+                synthetic scenes), a set folder, or its ``manifest.json``.
+            **kwargs: other :class:`TeacherPair` arguments (``bn_mode``, ``autocast_dtype``...).
+        """
+        return cls(shipped=source, **kwargs)
 
     @staticmethod
     def _parse_dtype(
