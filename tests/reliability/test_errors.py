@@ -16,42 +16,16 @@ import pytest
 import torch
 import yaml
 
+from _tiny_config import write_config
 from mgd_lightning.cli import main
 from mgd_lightning.datamodules import SyntheticDataModule
 from mgd_lightning.models import DeepLabV3Plus, network_from_checkpoint
 from mgd_lightning.tasks import DistillationModule, NonFiniteLossError, SupervisedModule
 
-CONFIG: dict[str, Any] = {
-    "seed_everything": 0,
-    "trainer": {"logger": False, "enable_progress_bar": False, "enable_model_summary": False},
-    "model": {
-        "class_path": "mgd_lightning.tasks.SupervisedModule",
-        "init_args": {
-            "network": {
-                "class_path": "mgd_lightning.models.DeepLabV3Plus",
-                "init_args": {"backbone": "resnet10t", "head_channels": 8},
-            }
-        },
-    },
-    "data": {
-        "class_path": "mgd_lightning.datamodules.SyntheticDataModule",
-        "init_args": {
-            "image_size": 32,
-            "num_train": 32,
-            "num_val": 4,
-            "num_test": 4,
-            "labeled_ratio": 0.25,
-            "batch_size": 2,
-        },
-    },
-}
-
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(CONFIG))
-    return path
+    return write_config(tmp_path / "config.yaml", data={"num_val": 4, "num_test": 4})
 
 
 def _cli_error(capsys: pytest.CaptureFixture[str], *args: str) -> str:

@@ -11,70 +11,29 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
-TINY = {
-    "seed_everything": 0,
-    "trainer": {
-        "logger": False,
-        "enable_progress_bar": False,
-        "enable_model_summary": False,
-        "max_steps": 16,  # 12 steps per epoch: the run crosses an epoch boundary
-        "limit_val_batches": 2,
-        "callbacks": [
-            {
-                "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
-                "init_args": {
-                    "save_last": True,
-                    "every_n_train_steps": 2,
-                    "save_top_k": -1,
-                    "filename": "{step}",
-                },
-            }
-        ],
-    },
-    "model": {
-        "class_path": "mgd_lightning.tasks.MGDModule",
+from _tiny_config import mgd_model, write_config
+
+#: The tiny MGD fit: 16 steps (12 per epoch, so the run crosses an epoch boundary), a
+#: checkpoint every 2 steps.
+CALLBACKS = [
+    {
+        "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
         "init_args": {
-            "network": {
-                "class_path": "mgd_lightning.models.DeepLabV3Plus",
-                "init_args": {"backbone": "resnet10t", "head_channels": 8},
-            },
-            "teachers": {
-                "class_path": "mgd_lightning.models.TeacherPair",
-                "init_args": {
-                    "deep": {
-                        "class_path": "mgd_lightning.models.DeepLabV3Plus",
-                        "init_args": {
-                            "backbone": "resnet10t",
-                            "num_classes": 6,
-                            "head_channels": 8,
-                        },
-                    },
-                    "wide": {
-                        "class_path": "mgd_lightning.models.DeepLabV3Plus",
-                        "init_args": {
-                            "backbone": "resnet10t",
-                            "num_classes": 6,
-                            "head_channels": 16,
-                        },
-                    },
-                },
-            },
+            "save_last": True,
+            "every_n_train_steps": 2,
+            "save_top_k": -1,
+            "filename": "{step}",
         },
-    },
-    "data": {
-        "class_path": "mgd_lightning.datamodules.SyntheticDataModule",
-        "init_args": {
-            "image_size": 32,
-            "num_train": 32,
-            "num_val": 4,
-            "num_test": 4,
-            "labeled_ratio": 0.25,
-            "batch_size": 2,
-        },
-    },
-}
+    }
+]
+
+
+def _write_tiny(path: Path) -> Path:
+    return write_config(
+        path, model=mgd_model(), data={"num_val": 4, "num_test": 4},
+        max_steps=16, limit_val_batches=2, callbacks=CALLBACKS,
+    )
 
 
 def _command(config: Path, root: Path, *extra: str) -> list[str]:
@@ -100,8 +59,7 @@ def _state(path: Path) -> dict[str, torch.Tensor]:
 
 
 def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path: Path) -> None:
-    config = tmp_path / "tiny.yaml"
-    config.write_text(yaml.safe_dump(TINY))
+    config = _write_tiny(tmp_path / "tiny.yaml")
 
     reference = tmp_path / "uninterrupted"
     done = subprocess.run(
