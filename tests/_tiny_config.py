@@ -16,6 +16,19 @@ CONF = Path(__file__).resolve().parent / "conf"
 SHORT_FIT: dict[str, Any] = {"max_steps": 2, "num_sanity_val_steps": 0, "limit_val_batches": 1}
 
 
+def quiet_trainer(max_steps: int, **kwargs: Any) -> Any:
+    """A ``lightning.Trainer`` for in-process test fits: no logger, bar, summary or validation
+    (``kwargs`` override, e.g. ``enable_checkpointing`` or ``default_root_dir``)."""
+    import lightning as L
+
+    settings: dict[str, Any] = {
+        "max_steps": max_steps, "limit_val_batches": 0, "logger": False,
+        "enable_progress_bar": False, "enable_checkpointing": False,
+        "enable_model_summary": False,
+    }
+    return L.Trainer(**{**settings, **kwargs})
+
+
 def tiny_config() -> dict[str, Any]:
     """A fresh copy of ``tests/conf/tiny.yaml``."""
     return copy.deepcopy(yaml.safe_load((CONF / "tiny.yaml").read_text()))

@@ -69,6 +69,16 @@ def _resnet_stages(net: nn.Module, stem_out: Tensor) -> list[Tensor]:
     return outs
 
 
+def _assert_same_resnet(net: nn.Module, source: nn.Module) -> None:
+    """The network's backbone gives the source's stem and stage features exactly (eval mode)."""
+    net.eval()
+    x = _x()
+    stem = _stem(source, x)
+    assert torch.equal(_stem(net.backbone, x), stem)
+    for a, b in zip(_resnet_stages(net.backbone, stem), _resnet_stages(source, stem), strict=True):
+        assert torch.equal(a, b)
+
+
 def _stem(net: nn.Module, x: Tensor) -> Tensor:
     return net.act1(net.bn1(net.conv1(x))) if hasattr(net, "act1") else net.relu(  # type: ignore[operator]
         net.bn1(net.conv1(x))  # type: ignore[operator]
@@ -153,12 +163,7 @@ def test_timm_resnet101s_into_deep_teacher(tmp_path: Path) -> None:
     source = _randomise_bn(timm.create_model("resnet101s"), 6)
     net = TeacherResNet101(3, head_channels=8, backbone_weights=_save(source, tmp_path / "s.st"))
     assert len(net.backbone_load_reports[0].loaded) == net.backbone_load_reports[0].total
-    net.eval()
-    x = _x()
-    stem = _stem(source, x)
-    assert torch.equal(_stem(net.backbone, x), stem)
-    for a, b in zip(_resnet_stages(net.backbone, stem), _resnet_stages(source, stem), strict=True):
-        assert torch.equal(a, b)
+    _assert_same_resnet(net, source)
 
 
 @torch.no_grad()
@@ -181,12 +186,7 @@ def test_torchvision_wide_resnet50_into_wide_teacher(tmp_path: Path) -> None:
     source = _randomise_bn(torchvision.models.wide_resnet50_2(), 7)
     net = TeacherWideResNet50(3, head_channels=8, backbone_weights=_save(source, tmp_path / "w.st"))
     assert len(net.backbone_load_reports[0].loaded) == net.backbone_load_reports[0].total
-    net.eval()
-    x = _x()
-    stem = _stem(source, x)
-    assert torch.equal(_stem(net.backbone, x), stem)
-    for a, b in zip(_resnet_stages(net.backbone, stem), _resnet_stages(source, stem), strict=True):
-        assert torch.equal(a, b)
+    _assert_same_resnet(net, source)
 
 
 @pytest.mark.parametrize("prefix", ["", "network.", "branch1.", "student.", "module."])

@@ -16,7 +16,7 @@ import pytest
 import torch
 import yaml
 
-from _tiny_config import write_config
+from _tiny_config import quiet_trainer, write_config
 from mgd_lightning.cli import main
 from mgd_lightning.datamodules import SyntheticDataModule
 from mgd_lightning.models import DeepLabV3Plus, network_from_checkpoint
@@ -54,14 +54,7 @@ def _poisoned_fit(non_finite: str) -> _Poisoned:
         num_classes=6,
         non_finite=non_finite,
     )  # type: ignore[arg-type]
-    trainer = L.Trainer(
-        max_steps=3,
-        limit_val_batches=0,
-        logger=False,
-        enable_progress_bar=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-    )
+    trainer = quiet_trainer(3)
     trainer.fit(module, datamodule=data)
     return module
 

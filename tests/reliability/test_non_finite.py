@@ -15,6 +15,7 @@ import pytest
 import torch
 from _reliability_config import write_config
 
+from _tiny_config import quiet_trainer
 from mgd_lightning.cli import main
 from mgd_lightning.datamodules import SyntheticDataModule
 from mgd_lightning.models import DeepLabV3Plus
@@ -40,14 +41,7 @@ def _fit(max_steps: int, poisoned: bool) -> SupervisedModule:
     network = DeepLabV3Plus("resnet10t", num_classes=6, head_channels=8)
     kind = _PoisonedAt if poisoned else SupervisedModule
     module = kind(network, num_classes=6, non_finite="skip")
-    trainer = L.Trainer(
-        max_steps=max_steps,
-        limit_val_batches=0,
-        logger=False,
-        enable_progress_bar=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-    )
+    trainer = quiet_trainer(max_steps)
     trainer.fit(module, datamodule=data)
     return module
 
@@ -105,15 +99,7 @@ def test_run_ending_with_non_finite_weights_fails(
     )
     network = DeepLabV3Plus("resnet10t", num_classes=6, head_channels=8)
     module = _BrokenAtLastStep(network, num_classes=6, non_finite=policy)  # type: ignore[arg-type]
-    trainer = L.Trainer(
-        max_steps=2,
-        limit_val_batches=0,
-        logger=False,
-        enable_progress_bar=False,
-        enable_checkpointing=checkpointing,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
+    trainer = quiet_trainer(2, enable_checkpointing=checkpointing, default_root_dir=tmp_path)
     with pytest.raises(NonFiniteWeightsError, match=r"1 tensor\(s\) .* NaN or infinite"):
         trainer.fit(module, datamodule=data)
     assert not list(tmp_path.rglob("*.ckpt")), "a checkpoint with an infinite weight was saved"
