@@ -8,7 +8,11 @@ from torch import Tensor, nn
 
 from _tiny_models import make_tiny
 from mgd_lightning.models import DeepLabV3Plus
-from mgd_lightning.models.batchnorm import batchnorm_pairs, reparametrise_batchnorm
+from mgd_lightning.models.batchnorm import (
+    batchnorm_pairs,
+    reparametrise_batchnorm,
+    shrink_batchnorm_inputs,
+)
 
 
 def _rel(a: Tensor, b: Tensor) -> float:
@@ -152,3 +156,37 @@ def test_a_constant_channel_is_not_blown_up() -> None:
     assert net[1].running_var[2] == 0 and torch.allclose(net[1].running_var[:2], torch.ones(2))
     net.train()
     assert _rel(net(x), before) < 1e-3
+
+
+@torch.no_grad()
+def _blow_up(module: nn.Module) -> None:
+    """Give some channels fp16-overflowing filters and running variances (same BN output)."""
+    pairs = batchnorm_pairs(module)
+    for index, (conv, bn) in enumerate(pairs[:3]):
+        k = torch.ones(conv.out_channels)
+        k[index % conv.out_channels] = 1e5
+        conv.weight.mul_(k.view(-1, *([1] * (conv.weight.dim() - 1))))
+        bn.running_mean.mul_(k)
+        bn.running_var.mul_(k.square())
+    conv, bn = pairs[-1]  # a nearly dead channel: huge filter, tiny variance
+    conv.weight[0].fill_(3e7)
+    bn.running_var[0] = 1e-7
+
+
+def test_shrink_keeps_the_eval_function_and_fits_fp16() -> None:
+    torch.manual_seed(0)
+    net = make_tiny().eval()
+    x = torch.randn(2, 3, 32, 32)
+    _blow_up(net.backbone)
+    with torch.no_grad():
+        before = net(x).logits
+        assert any(not v.half().isfinite().all() for v in net.state_dict().values()
+                   if v.is_floating_point())
+        count = shrink_batchnorm_inputs(net.backbone)
+        after = net(x).logits
+    assert count >= 4
+    assert _rel(after, before) < 1e-4  # the dead channel makes the logits huge: relative
+    for conv, bn in batchnorm_pairs(net.backbone):
+        assert conv.weight.abs().max() <= 256.0 * (1 + 1e-5)
+        assert bn.running_var.max() <= 16.0**2 * (1 + 1e-5)
+    assert shrink_batchnorm_inputs(net.backbone) == 0

@@ -16,6 +16,7 @@ from mgd_lightning.models import (
     read_manifest,
     save_shipped_teachers,
 )
+from mgd_lightning.models.batchnorm import batchnorm_pairs
 from mgd_lightning.models.shipped import SHIPPED_ROOT
 
 
@@ -51,6 +52,25 @@ def test_round_trip_keeps_the_weights(tiny_set: Path) -> None:
     assert read_manifest(tiny_set / "manifest.json")["note"] == "test"
     pair = TeacherPair(shipped=tiny_set)
     assert pair.sources["wide"] is not None
+
+
+def test_huge_batchnorm_channels_are_shrunk_to_fit_fp16(tmp_path: Path) -> None:
+    """A fine-tuned re-parametrised teacher can hold filters of 3e7: stored rescaled, same
+    function, the caller's network untouched."""
+    deep = make_tiny(6, seed=0).eval()
+    conv, bn = batchnorm_pairs(deep.backbone)[-1]
+    with torch.no_grad():
+        conv.weight[0].mul_(1e6)
+        bn.running_mean[0].mul_(1e6)
+        bn.running_var[0].mul_(1e12)
+    original = conv.weight.clone()
+    manifest = save_shipped_teachers(deep, deep, tmp_path / "set")
+    assert json.loads(manifest.read_text())["teachers"]["deep"]["rescaled_bn_channels"] >= 1
+    assert torch.equal(conv.weight, original)
+    loaded, _ = load_shipped_teacher("deep", tmp_path / "set")
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.eval()(x).logits, deep(x).logits, atol=2e-2, rtol=2e-2)
 
 
 def test_modified_file_is_refused(tiny_set: Path) -> None:

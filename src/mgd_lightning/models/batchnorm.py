@@ -39,6 +39,7 @@ __all__ = [
     "batchnorm_pairs",
     "freeze_batchnorm_statistics",
     "reparametrise_batchnorm",
+    "shrink_batchnorm_inputs",
 ]
 
 
@@ -175,3 +176,51 @@ def freeze_batchnorm_statistics(module: nn.Module) -> None:
     for child in module.modules():
         if isinstance(child, _BatchNorm):
             child.eval()
+
+
+@torch.no_grad()
+def shrink_batchnorm_inputs(
+    backbone: nn.Module, max_std: float = 16.0, max_weight: float = 256.0
+) -> int:
+    """Scale down conv + BN channels with huge values, keeping the eval-mode function exactly.
+
+    Fine-tuning a re-parametrised backbone (:func:`reparametrise_batchnorm`) can leave a few
+    nearly dead channels with conv filters and running variances far beyond fp16's range
+    (filters of 3e7, variances of 2e9 were seen), although the BN output is ordinary. For each
+    channel whose running std exceeds ``max_std`` or whose filter exceeds ``max_weight`` in
+    absolute value, with ``k`` the larger of the two ratios::
+
+        conv filter, conv bias, running_mean <- / k,    running_var v <- v / k^2
+        BN weight gamma <- gamma * sqrt(v + k^2 eps) / sqrt(v + eps)
+
+    In eval mode BN then gives exactly ``gamma (y - mu) / sqrt(v + eps)`` as before (up to float
+    rounding). Use it on a network used for inference (a teacher before it is stored in fp16):
+    its train-mode behaviour is not kept.
+
+    Args:
+        backbone: a module whose BN layers each follow their conv (:func:`batchnorm_pairs`).
+        max_std: the largest running std left unchanged.
+        max_weight: the largest absolute filter value left unchanged.
+
+    Returns:
+        The number of channels rescaled.
+    """
+    count = 0
+    for conv, bn in batchnorm_pairs(backbone):
+        if bn.running_mean is None or bn.running_var is None or bn.weight is None:
+            continue
+        var = bn.running_var.float()
+        peak = conv.weight.detach().abs().flatten(1).amax(1).float()
+        k = torch.maximum(var.sqrt() / max_std, peak / max_weight).clamp_min(1.0)
+        big = k > 1.0
+        if not bool(big.any()):
+            continue
+        gain = ((var + k.square() * bn.eps) / (var + bn.eps)).sqrt()
+        conv.weight.div_(k.view(-1, *([1] * (conv.weight.dim() - 1))).to(conv.weight.dtype))
+        if conv.bias is not None:
+            conv.bias.div_(k.to(conv.bias.dtype))
+        bn.running_mean.div_(k.to(bn.running_mean.dtype))
+        bn.running_var.div_(k.square().to(bn.running_var.dtype))
+        bn.weight.mul_(gain.to(bn.weight.dtype))
+        count += int(big.sum())
+    return count

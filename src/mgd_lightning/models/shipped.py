@@ -15,6 +15,7 @@ synthetic scenes (:class:`~mgd_lightning.datamodules.SyntheticDataModule`), trai
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from mgd_lightning.models.batchnorm import shrink_batchnorm_inputs
 from mgd_lightning.models.spec import build_network, network_spec
 from mgd_lightning.models.weights import load_state_dict_file, load_state_dict_strict, sha256_file
 
@@ -212,6 +214,14 @@ def save_shipped_teachers(
             if key in init_args:
                 init_args[key] = value
         spec = {**spec, "init_args": init_args}
+        # Channels whose running std is far beyond fp16's comfort are scaled down first (same
+        # eval function; models/batchnorm.shrink_batchnorm_inputs). The caller's network is
+        # left as it is.
+        rescaled = 0
+        backbone = getattr(network, "backbone", None)
+        if isinstance(backbone, nn.Module):
+            network = copy.deepcopy(network)
+            rescaled = shrink_batchnorm_inputs(network.backbone)
         state = {
             key: (value.detach().to(dtype) if value.is_floating_point() else value.detach())
             .contiguous()
@@ -233,6 +243,7 @@ def save_shipped_teachers(
             "bytes": file.stat().st_size,
             "sha256": sha256_file(file),
             "dtype": str(dtype).removeprefix("torch."),
+            "rescaled_bn_channels": rescaled,
             "network": spec,
         }
     manifest = {"format": _FORMAT, **extra, "teachers": teachers}
