@@ -163,7 +163,8 @@ def test_eval_split_list_file_errors_name_the_file(camvid_root: Path, tmp_path: 
                                          r"'0006R0_f00'"):
         dm.setup("validate")
     dm = CamVidDataModule(camvid_root, batch_size=2, val_split="heldout")
-    with pytest.raises(FileNotFoundError, match=r"heldout list .*heldout\.txt does not exist"):
+    with pytest.raises(FileNotFoundError, match=r"split 'heldout' \(`val_split`\): .*heldout\.txt "
+                                                r"does not exist; give a list of .*\(train, val\)"):
         dm.setup("validate")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -100,17 +101,26 @@ class CamVidDataModule(FileDataModule):
             split = self.test_split
         else:
             split = "test" if (self.root / "test.txt").is_file() else "val"
-        if not _is_list_file(split):
-            return self._list(split), split, True
-        return self._located(split, "val_split" if stage == "val" else "test_split"), split, True
+        argument = "val_split" if stage == "val" else "test_split"
+        if _is_list_file(split):
+            return self._located(split, argument), split, True
+        if not (self.root / f"{split}.txt").is_file():
+            available = sorted(p.stem for p in self.root.glob("*.txt"))
+            raise FileNotFoundError(
+                f"split {split!r} (`{argument}`): {self.root / (split + '.txt')} does not exist; "
+                f"give a list of {self.root} ({', '.join(available) or 'none'}) or the path of "
+                "a list file of ids, one per line"
+            )
+        return self._list(split), split, True
 
     def _located(self, split: str, argument: str) -> list[SplitEntry]:
         """The ids of a list file, each with the image and label paths of its root list."""
         path = self._resolve_path(split)
         assert path is not None
         if not path.is_file():
+            tried = f" (nor {path})" if os.fspath(path) != split else ""
             raise FileNotFoundError(
-                f"`{argument}` list file {path} does not exist; give a list name under "
+                f"`{argument}` list file {split} does not exist{tried}; give a list name under "
                 f"{self.root} (train, val, test) or the path of a file of ids, one per line"
             )
         folder_of: dict[str, str] = {}

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mgd_lightning.models.spec import build_network, network_spec
+from mgd_lightning.models.spec import build_network, portable_spec, storage_state_dict
 from mgd_lightning.models.weights import load_state_dict_file, load_state_dict_strict, sha256_file
 
 __all__ = [
@@ -200,31 +200,8 @@ def save_shipped_teachers(
     per_teacher = dict(extra.pop("teachers", {}) or {})
     teachers: dict[str, Any] = {}
     for role, network in zip(_ROLES, (deep, wide), strict=True):
-        spec = network_spec(network)
-        if spec is None:
-            raise ValueError(
-                f"the {role} teacher ({type(network).__name__}) has no network description "
-                "(`init_args`); ship networks of this library (e.g. DeepLabV3Plus)"
-            )
-        # The shipped weights replace whatever the network was first built from.
-        init_args = dict(spec.get("init_args") or {})
-        for key, value in (("pretrained", False), ("weights", None), ("backbone_weights", None)):
-            if key in init_args:
-                init_args[key] = value
-        spec = {**spec, "init_args": init_args}
-        state = {
-            key: (value.detach().to(dtype) if value.is_floating_point() else value.detach())
-            .contiguous()
-            .cpu()
-            for key, value in network.state_dict().items()
-        }
-        overflow = [k for k, v in state.items() if v.is_floating_point() and not v.isfinite().all()]
-        if overflow:
-            raise ValueError(
-                f"the {role} teacher has values that do not fit {dtype} (they become inf): "
-                f"{overflow[:5]}; store it in a wider dtype (dtype=torch.float32) or rescale "
-                "those layers"
-            )
+        spec = portable_spec(network, f"the {role} teacher")
+        state = storage_state_dict(network, dtype, f"the {role} teacher")
         file = out / f"teacher_{role}.safetensors"
         save_file(state, os.fspath(file))
         teachers[role] = {
