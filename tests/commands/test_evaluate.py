@@ -102,3 +102,24 @@ def test_errors_name_the_file_or_the_split(
     assert "split 'heldout'" in error and "heldout.txt does not exist" in error
     assert main(["evaluate", "--weights", os.fspath(path), *base, "--split", "x/list.txt"]) == 1
     assert "list file x/list.txt does not exist" in capsys.readouterr().err
+
+
+def test_export_command_writes_a_student_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mgd_lightning.models import network_spec
+
+    network = make_tiny(11, seed=3)
+    checkpoint = tmp_path / "last.ckpt"
+    torch.save({"mgd_network": network_spec(network),
+                "state_dict": {f"network.{k}": v for k, v in network.state_dict().items()}},
+               checkpoint)
+    output = tmp_path / "student.safetensors"
+    args = ["--checkpoint", os.fspath(checkpoint), "--format", "safetensors", "--output"]
+    assert main(["export", *args, os.fspath(output)]) == 0
+    assert "sha256" in capsys.readouterr().out
+    loaded = load_student(output)
+    images = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        expected = network.half().float().eval()(images).logits
+        assert torch.allclose(loaded(images).logits, expected, atol=1e-5)
