@@ -1,22 +1,36 @@
-"""The MGD comparison on real images: CamVid, from scratch, on a CPU, in one command.
+"""The MGD comparison on real images: CamVid, on a CPU, in one command.
 
-Trains, per partition (1/8 first), the deep and the wide teacher, the labeled-only ResNet-18
-and MobileNet-v2 students and their MGD twins, and the step-by-step ablation of the ResNet-18
-MGD student (pixel-level only, plus image-level; the full model adds region-level); repeats the
-students over seeds (the teachers are trained once, with seed 0); evaluates every model on the
-whole 240x180 ``val`` images (and ``test`` when the root has one); and writes
-``results.json`` and ``results.md`` (mIoU mean and spread over seeds, per-class IoU,
-parameters, FLOPs, training wall time, the machine) into the output folder::
+Trains, per partition (1/8 first), the deep and the wide teacher; the headline pair, the
+MobileNet-v2 student from ImageNet weights labeled-only and with MGD (both from the same
+ImageNet file); the from-scratch ResNet-18 and MobileNet-v2 students and their MGD twins; and,
+once (first partition, first seed), the pretrained labeled-only MobileNet-v2 with four times
+the steps (is 1x on a plateau?), the labeled-only ResNet-18 with the 1/2 labels (the headroom)
+and the step-by-step ablation of the ResNet-18 MGD student. Students are repeated over seeds;
+teachers are trained once (first seed). Every model is scored on the whole 240x180 images of
+``val``, of ``heldout`` (protocol ``heldout_0006R0``) and of ``test`` when the root has one.
+Writes ``results.json`` and ``results.md`` (mIoU per split, mean and spread over seeds,
+per-class IoU, paired MGD-minus-labeled-only differences with a paired t-test, parameters,
+FLOPs, training time, the machine)::
 
     python benchmarks/camvid.py --data-root ../shared/data/camvid            # everything
     python benchmarks/camvid.py --data-root ../shared/data/camvid --seeds 0  # one seed
-    python benchmarks/camvid.py --data-root ../shared/data/camvid --report-only
+    python benchmarks/camvid.py --data-root ../shared/data/camvid --stages teacher_deep \\
+        teacher_wide mbv2_pre_sup mbv2_pre_mgd --stage-config teacher_deep=teacher_deep_cps.yaml
+    python benchmarks/camvid.py --report-only
+
+Protocols (``--protocol``): ``heldout_0006R0`` (default) keeps the 101 training images of
+sequence 0006R0 out of both pools (lists in ``configs/camvid/splits/heldout_0006R0/``) and
+scores them as ``heldout``; ``standard`` is the former protocol (``splits/1-N`` of the root).
 
 Every stage is an ordinary LightningCLI run of ``configs/camvid/common.yaml`` plus its stage
-config (runnable alone with ``mgd-lightning fit -c ... -c ...``), trained in
-``<out>/<partition>/s<seed>/<stage>``. Finished stages (``stage.json`` and the checkpoint it
-names) are reused, so an interrupted run continues where it stopped; ``--retrain`` trains
-everything again. The data root may also come from ``MGD_CAMVID_ROOT``.
+config (``--stage-config STAGE=FILE`` swaps it, e.g. another teacher recipe), trained in
+``<out>[/<protocol>]/<partition>/s<seed>/<stage>``. Finished stages (``stage.json`` and the
+checkpoint it names) are reused, so an interrupted run continues where it stopped; a finished
+stage whose arguments differ from the new ones is refused (``--retrain``, or another ``--out``).
+After the seed-0 pretrained MobileNet-v2 students, their fp16 student files are written to
+``--weights-dir`` (``benchmarks/results/camvid/``; their rows are scored from those files, so
+``mgd-lightning evaluate --weights FILE`` reproduces them exactly) with results.json and
+results.md. The data root may also come from ``MGD_CAMVID_ROOT``.
 """
 
 from __future__ import annotations
@@ -34,12 +48,27 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
-from mgd_lightning.evaluation import evaluate_networks, mean_iou
+from mgd_lightning.evaluation import evaluate_camvid_split
+from mgd_lightning.export import export_safetensors
+from mgd_lightning.files import write_text_atomic
 from mgd_lightning.models.profile import count_flops, count_parameters
+from mgd_lightning.models.spec import read_student_file
+from mgd_lightning.models.weights import sha256_file
 from mgd_lightning.pipeline import run_stage
+from mgd_lightning.stats import paired_t_test
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "camvid"
+PROJECT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = PROJECT / "configs" / "camvid"
+SPLITS_DIR = CONFIG_DIR / "splits"
+WEIGHTS_DIR = PROJECT / "benchmarks" / "results" / "camvid"
+#: The ImageNet MobileNet-v2 of the pretrained stages (their configs name it relative to here).
+IMAGENET_MBV2 = (
+    PROJECT.parent / "shared" / "weights" / "mobilenet_v2_imagenet"
+    / "mobilenet_v2_imagenet_torchvision_layout.safetensors"
+)
+PROTOCOLS = ("heldout_0006R0", "standard")
 
 
 @dataclass(frozen=True)
@@ -51,45 +80,90 @@ class Stage:
     config: str
     extra: tuple[str, ...] = ()
     needs_teachers: bool = False
-    teacher: bool = False  # trained once (seed 0) and shared by every seed's students
+    teacher: bool = False  # trained once (first seed) and shared by every seed's students
+    pretrained: bool = False  # its network starts from the ImageNet MobileNet-v2 file
+    partition: str | None = None  # a fixed partition instead of the run's (the headroom)
+    steps_factor: int = 1  # times the config's (or the command line's) max_steps
+    export: str | None = None  # stem of its student file (seed 0, first partition)
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("teacher_deep", "Teacher deep (ResNet-50-D)", "teacher_deep.yaml", teacher=True),
-    Stage("teacher_wide", "Teacher wide (WRN-26-2)", "teacher_wide.yaml", teacher=True),
-    Stage("r18_sup", "ResNet-18, labeled only", "student_r18_supervised.yaml"),
-    Stage(
-        "r18_sup_half",
-        "ResNet-18, labeled only, 1/2 labels",
-        "student_r18_supervised.yaml",
-        ("--data.init_args.partition=1-2",),
-    ),
-    Stage("r18_mgd", "ResNet-18, MGD", "student_r18_mgd.yaml", needs_teachers=True),
-    Stage("mbv2_sup", "MobileNet-v2, labeled only", "student_mbv2_supervised.yaml"),
-    Stage("mbv2_mgd", "MobileNet-v2, MGD", "student_mbv2_mgd.yaml", needs_teachers=True),
+    Stage("teacher_deep", "Teacher deep (ResNet-50-D, scratch)", "teacher_deep.yaml",
+          teacher=True),
+    Stage("teacher_wide", "Teacher wide (WRN-26-2, scratch)", "teacher_wide.yaml", teacher=True),
+    Stage("mbv2_pre_sup", "MobileNet-v2 (ImageNet), labeled only",
+          "student_mbv2_supervised_pretrained.yaml", pretrained=True,
+          export="mbv2_pretrained_supervised"),
+    Stage("mbv2_pre_mgd", "MobileNet-v2 (ImageNet), MGD", "student_mbv2_mgd_pretrained.yaml",
+          needs_teachers=True, pretrained=True, export="mbv2_pretrained_mgd"),
+    Stage("mbv2_pre_sup_4x", "MobileNet-v2 (ImageNet), labeled only, 4x steps",
+          "student_mbv2_supervised_pretrained.yaml", pretrained=True, steps_factor=4),
+    Stage("r18_sup", "ResNet-18 (scratch), labeled only", "student_r18_supervised.yaml"),
+    Stage("r18_sup_half", "ResNet-18 (scratch), labeled only, 1/2 labels",
+          "student_r18_supervised.yaml", partition="1-2"),
+    Stage("r18_mgd", "ResNet-18 (scratch), MGD", "student_r18_mgd.yaml", needs_teachers=True),
+    Stage("mbv2_sup", "MobileNet-v2 (scratch), labeled only", "student_mbv2_supervised.yaml"),
+    Stage("mbv2_mgd", "MobileNet-v2 (scratch), MGD", "student_mbv2_mgd.yaml",
+          needs_teachers=True),
     Stage(
         "r18_mgd_pixel",
-        "ResNet-18, MGD pixel only",
+        "ResNet-18 (scratch), MGD pixel only",
         "student_r18_mgd.yaml",
         ("--model.init_args.image_weight=0", "--model.init_args.region_weight=0"),
         needs_teachers=True,
     ),
     Stage(
         "r18_mgd_pixel_image",
-        "ResNet-18, MGD pixel + image",
+        "ResNet-18 (scratch), MGD pixel + image",
         "student_r18_mgd.yaml",
         ("--model.init_args.region_weight=0",),
         needs_teachers=True,
     ),
 )
 BY_NAME = {s.name: s for s in STAGES}
-#: The ablation runs only at the first partition and seed 0 (it is the paper's Table 5 analogue).
+#: The ablation runs only at the first partition and seed (it is the paper's Table 5 analogue).
 ABLATION = ("r18_mgd_pixel", "r18_mgd_pixel_image")
-#: Run once (first partition, first seed): the ablation, and the labeled-only student with four
-#: times the labels (the 183 of the 1/2 partition): the headroom a semi-supervised method has.
-ONCE = ("r18_sup_half", *ABLATION)
-#: Pairs reported as "MGD minus labeled-only".
-GAINS = (("r18_mgd", "r18_sup"), ("mbv2_mgd", "mbv2_sup"))
+#: Run once (first partition, first seed): the plateau check, the headroom and the ablation.
+ONCE = ("mbv2_pre_sup_4x", "r18_sup_half", *ABLATION)
+#: Pairs reported as "MGD minus labeled-only" (paired over seeds), headline first.
+GAINS = (("mbv2_pre_mgd", "mbv2_pre_sup"), ("r18_mgd", "r18_sup"), ("mbv2_mgd", "mbv2_sup"))
+#: The plateau evidence: (more steps, fewer steps).
+PLATEAU = ("mbv2_pre_sup_4x", "mbv2_pre_sup")
+#: Students the teachers must lead (distillation gives only what the teachers know beyond).
+LEAD_OVER = ("mbv2_pre_sup", "r18_sup")
+
+
+def protocol_dir(out: Path, protocol: str) -> Path:
+    """Where a protocol's stages and results live (``standard``: ``out`` itself, as before)."""
+    return out if protocol == "standard" else out / protocol
+
+
+def eval_splits(data_root: str, protocol: str) -> dict[str, str]:
+    """Split name -> what :func:`evaluate_camvid_split` takes (a root list or a list file)."""
+    splits = {"val": "val"}
+    if protocol != "standard":
+        splits["heldout"] = os.fspath(SPLITS_DIR / protocol / "heldout.txt")
+    if (Path(data_root) / "test.txt").is_file():
+        splits["test"] = "test"
+    return splits
+
+
+def _config_path(name: str) -> Path:
+    path = Path(name)
+    return path if path.is_absolute() or path.parent != Path(".") else CONFIG_DIR / name
+
+
+def _max_steps(config: Path, extra: list[str]) -> int:
+    given = [a.split("=", 1)[1] for a in extra if a.startswith("--trainer.max_steps=")]
+    if given:
+        return int(given[-1])
+    return int(yaml.safe_load(config.read_text())["trainer"]["max_steps"])
+
+
+def stage_dir_name(stage: Stage, configs: dict[str, str]) -> str:
+    """The stage's folder: its name, plus the config's stem when ``--stage-config`` swaps it."""
+    config = configs.get(stage.name, stage.config)
+    return stage.name if config == stage.config else f"{stage.name}@{Path(config).stem}"
 
 
 def stage_args(
@@ -100,23 +174,41 @@ def stage_args(
     stage_dir: Path,
     teachers: dict[str, str],
     extra: list[str],
+    protocol: str = "heldout_0006R0",
+    configs: dict[str, str] | None = None,
+    backbone_weights: str | None = None,
 ) -> list[str]:
     """The LightningCLI arguments of one stage."""
+    config = _config_path((configs or {}).get(stage.name, stage.config))
+    partition = stage.partition or partition
+    if protocol == "standard":
+        data = [f"--data.init_args.partition={partition}"]
+    else:
+        folder = SPLITS_DIR / protocol / partition
+        data = [
+            f"--data.init_args.labeled_split={folder / 'labeled.txt'}",
+            f"--data.init_args.unlabeled_split={folder / 'unlabeled.txt'}",
+        ]
     args = [
         "--config",
         os.fspath(CONFIG_DIR / "common.yaml"),
         "--config",
-        os.fspath(CONFIG_DIR / stage.config),
+        os.fspath(config),
         f"--seed_everything={seed}",
         f"--data.init_args.seed={seed}",
         f"--data.init_args.root={data_root}",
-        f"--data.init_args.partition={partition}",
+        *data,
         f"--trainer.default_root_dir={stage_dir}",
         "--trainer.enable_progress_bar=false",
         "--trainer.enable_model_summary=false",
         *stage.extra,
         *extra,
     ]
+    if stage.pretrained:
+        weights = backbone_weights or os.fspath(IMAGENET_MBV2)
+        args.append(f"--model.init_args.network.init_args.backbone_weights={weights}")
+    if stage.steps_factor != 1:
+        args.append(f"--trainer.max_steps={stage.steps_factor * _max_steps(config, extra)}")
     if stage.needs_teachers:
         args += [
             f"--model.init_args.teachers.init_args.deep_weights={teachers['teacher_deep']}",
@@ -133,26 +225,57 @@ def _say(message: str, start: float) -> None:
     )
 
 
+def _check_reuse(stage_dir: Path, args: list[str]) -> None:
+    """Refuse to reuse a finished stage trained with other arguments (the data root aside)."""
+    record_file = stage_dir / "stage.json"
+    if not record_file.is_file():
+        return
+    old = json.loads(record_file.read_text()).get("args", [])
+    root = "--data.init_args.root="
+    differing = sorted(
+        {a for a in old if not a.startswith(root)} ^ {a for a in args if not a.startswith(root)}
+    )
+    if differing:
+        raise RuntimeError(
+            f"{stage_dir} holds a finished stage trained with other arguments "
+            f"({' '.join(differing)}); pass --retrain to train it again, or use another --out"
+        )
+
+
 def _evaluate_stage(
-    name: str,
+    stage: Stage,
     network: torch.nn.Module,
-    datamodule: Any,
+    data_root: str,
+    splits: dict[str, str],
     stage_dir: Path,
     record: dict[str, Any],
-    has_test: bool,
+    weights_file: Path | None,
+    info: dict[str, Any],
 ) -> dict[str, Any]:
-    """IoU on val (and test) of one trained stage, written to ``<stage_dir>/eval.json``."""
+    """IoU on every split of one trained stage, written to ``<stage_dir>/eval.json``.
+
+    With ``weights_file``, the student is first written there (fp16 safetensors) and the
+    scores are those of the network read back from it, so ``mgd-lightning evaluate``
+    reproduces them exactly.
+    """
     out_file = stage_dir / "eval.json"
     if out_file.is_file() and record.get("reused"):
         saved = json.loads(out_file.read_text())
-        if saved.get("checkpoint") == record["checkpoint"]:
+        saved_file = saved.get("weights_file") or {}
+        if (
+            saved.get("checkpoint") == record["checkpoint"]
+            and set(splits) <= set(saved)
+            and (weights_file is None or (
+                weights_file.is_file()
+                and saved_file.get("path") == os.fspath(weights_file)
+                and sha256_file(weights_file) == saved_file.get("sha256")
+            ))
+        ):
             return saved
-    class_names = list(datamodule.class_names)
     height, width = 180, 240  # CamVid here: whole 240x180 images
     result: dict[str, Any] = {
-        "stage": name,
+        "stage": stage.name,
         "checkpoint": record["checkpoint"],
-        "class_names": class_names,
         "params": count_parameters(network),
         "flops": count_flops(network, (height, width)),
         "seconds": record["seconds"],
@@ -160,14 +283,20 @@ def _evaluate_stage(
         "steps": record["steps"],
         "network": getattr(network, "init_args", None),
     }
-    for split in ("val", "test") if has_test else ("val",):
-        per_class, _ = evaluate_networks({name: network}, datamodule, split, 0)
-        ious = per_class[name]
+    if weights_file is not None:
+        path, digest = export_safetensors(network, weights_file, info=info)
+        network = read_student_file(path)[0]
+        result["weights_file"] = {"path": os.fspath(path), "sha256": digest}
+    for split, source in splits.items():
+        scores = evaluate_camvid_split(network, data_root, source)
+        result.setdefault("class_names", list(scores["per_class_iou"]))
         result[split] = {
-            "miou": mean_iou(ious),
-            "per_class_iou": dict(zip(class_names, ious, strict=True)),
+            "source": source,
+            "num_images": scores["num_images"],
+            "miou": scores["miou"],
+            "per_class_iou": scores["per_class_iou"],
         }
-    out_file.write_text(json.dumps(result, indent=2) + "\n")
+    write_text_atomic(out_file, json.dumps(result, indent=2) + "\n")
     return result
 
 
@@ -180,12 +309,19 @@ def run(
     retrain: bool,
     extra: list[str],
     progress_every: int,
+    protocol: str = "heldout_0006R0",
+    configs: dict[str, str] | None = None,
+    backbone_weights: str | None = None,
+    weights_dir: Path = WEIGHTS_DIR,
 ) -> None:
     """Train (or reuse) and evaluate every stage, in the order that gives a full table first."""
     start = time.perf_counter()
-    has_test = (Path(data_root) / "test.txt").is_file()
+    configs = dict(configs or {})
+    base = protocol_dir(out, protocol)
+    splits = eval_splits(data_root, protocol)
     teachers_of: dict[str, dict[str, str]] = {}
     val_of: dict[tuple[str, int, str], float] = {}
+    minutes: list[tuple[str, float, bool]] = []
     plan: list[tuple[str, int, Stage]] = []
     for p_index, partition in enumerate(partitions):
         for seed in seeds:
@@ -195,42 +331,66 @@ def run(
                 if stage.name in ONCE and (p_index > 0 or seed != seeds[0]):
                     continue
                 plan.append((partition, seed, stage))
-    _say(f"{len(plan)} stages; output {out.resolve()}; data {data_root}", start)
+    _say(
+        f"{len(plan)} stages; protocol {protocol}; splits {', '.join(splits)}; output "
+        f"{base.resolve()}; data {data_root}",
+        start,
+    )
     for partition, seed, stage in plan:
-        teacher_seed = seeds[0]
-        stage_dir = out / partition / f"s{teacher_seed if stage.teacher else seed}" / stage.name
+        stage_seed = seeds[0] if stage.teacher else seed
+        stage_dir = base / partition / f"s{stage_seed}" / stage_dir_name(stage, configs)
         teachers = teachers_of.get(partition, {})
         if stage.needs_teachers and len(teachers) < 2:
             raise RuntimeError(
                 f"{stage.name} needs both teachers of {partition}: include "
                 "teacher_deep and teacher_wide in --stages"
             )
-        args = stage_args(stage, data_root, partition, seed, stage_dir, teachers, extra)
-        network, datamodule, record = run_stage(
-            f"{partition}/s{seed}/{stage.name}",
-            args,
-            stage_dir,
-            not retrain,
-            start,
-            progress_every,
+        args = stage_args(
+            stage, data_root, partition, seed, stage_dir, teachers, extra, protocol, configs,
+            backbone_weights,
         )
+        if not retrain:
+            _check_reuse(stage_dir, args)
+        label = f"{partition}/s{seed}/{stage.name}"
+        network, datamodule, record = run_stage(
+            label, args, stage_dir, not retrain, start, progress_every
+        )
+        del datamodule
         if stage.teacher:
             teachers_of.setdefault(partition, {})[stage.name] = record["checkpoint"]
-        result = _evaluate_stage(stage.name, network, datamodule, stage_dir, record, has_test)
+        weights_file = None
+        if stage.export and seed == 0 and partition == partitions[0]:
+            weights_file = weights_dir / f"{stage.export}_s0.safetensors"
+        info = {
+            "stage": stage.name, "title": stage.title, "protocol": protocol,
+            "partition": stage.partition or partition, "seed": seed, "steps": record["steps"],
+            "config": configs.get(stage.name, stage.config),
+            "evaluation": "whole 240x180 images (mgd_lightning.evaluation.evaluate_camvid_split)",
+        }
+        result = _evaluate_stage(
+            stage, network, data_root, splits, stage_dir, record, weights_file, info
+        )
         miou = val_of[(partition, seed, stage.name)] = result["val"]["miou"]
-        _say(f"{partition}/s{seed}/{stage.name}: val mIoU {100 * miou:.1f}", start)
-        if stage.name == "r18_sup" and seed == seeds[0]:
+        spent = record["seconds"] / 60
+        minutes.append((label, spent, bool(record.get("reused"))))
+        scores = ", ".join(f"{s} mIoU {100 * result[s]['miou']:.1f}" for s in splits)
+        reused = " (reused)" if record.get("reused") else ""
+        _say(f"{label}: {scores}; trained in {spent:.1f} min{reused}", start)
+        if stage.name in LEAD_OVER and seed == seeds[0]:
             for teacher in ("teacher_deep", "teacher_wide"):
                 lead = val_of.get((partition, seed, teacher), math.nan) - miou
                 if not lead > 0.02:  # distillation gives only what the teachers know beyond
                     _say(
-                        f"WARNING: {teacher} leads the labeled-only student by only "
-                        f"{100 * lead:.1f} mIoU points: train the teachers longer",
+                        f"WARNING: {teacher} leads {stage.title} by only {100 * lead:.1f} val "
+                        "mIoU points: swap in a stronger teacher recipe (--stage-config)",
                         start,
                     )
-        del network, datamodule
-    report(out, partitions, seeds)
-    _say(f"total {time.perf_counter() - start:.0f} s", start)
+        del network
+    _say("minutes per stage (training wall time):", start)
+    for label, spent, was_reused in minutes:
+        print(f"  {label:<40} {spent:7.1f} min{'  (reused)' if was_reused else ''}", flush=True)
+    report(out, partitions, seeds, protocol, weights_dir)
+    _say(f"total {(time.perf_counter() - start) / 60:.1f} min", start)
 
 
 def _machine() -> dict[str, Any]:
@@ -263,108 +423,192 @@ def _fmt(values: list[float], signed: bool = False) -> str:
     return f"{text} ± {std:.1f}" if len(values) > 1 else text
 
 
-def report(out: Path, partitions: list[str], seeds: list[int]) -> dict[str, Any]:
-    """Collect every ``eval.json`` under ``out`` into ``results.json`` and ``results.md``."""
+def _plain(value: Any) -> Any:
+    """JSON-safe: NaN and inf as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _stage_rows(
+    base: Path, partition: str, seeds: list[int]
+) -> dict[str, dict[int, dict[str, Any]]]:
+    """Stage name -> seed -> eval.json, whatever the stage's config (the folder's suffix)."""
+    rows: dict[str, dict[int, dict[str, Any]]] = {}
+    for stage in STAGES:
+        for seed in seeds:
+            folder = base / partition / f"s{seed}"
+            found = sorted(folder.glob(f"{stage.name}/eval.json")) + sorted(
+                folder.glob(f"{stage.name}@*/eval.json")
+            )
+            if found:
+                rows.setdefault(stage.name, {})[seed] = json.loads(found[-1].read_text())
+    return rows
+
+
+def report(
+    out: Path,
+    partitions: list[str],
+    seeds: list[int],
+    protocol: str = "heldout_0006R0",
+    weights_dir: Path | None = WEIGHTS_DIR,
+) -> dict[str, Any]:
+    """Collect every ``eval.json`` of a protocol into ``results.json`` and ``results.md``.
+
+    Both go to the protocol's folder, and, when student files were written, beside them in
+    ``weights_dir`` too.
+    """
+    base = protocol_dir(out, protocol)
     results: dict[str, Any] = {
         "machine": _machine(),
         "command": " ".join(sys.argv),
+        "protocol": protocol,
+        "evaluation": "whole 240x180 images; mgd_lightning.evaluation.evaluate_camvid_split",
+        "weights_files": {},
         "partitions": {},
     }
+    held = "`heldout` (the 101 training images of sequence 0006R0, kept out of training), "
     lines = [
-        "# MGD on CamVid: results",
+        f"# MGD on CamVid: results (protocol {protocol})",
         "",
-        "From scratch (no pretrained weights), evaluated on the whole 240x180 images of `val`",
-        "(101 images; its scenes are also in `train`, so it flatters every model alike). IoU in",
-        "percent: mean ± standard deviation over seeds, per-class IoU averaged over seeds.",
-        "GFLOPs: multiply-adds of one 240x180 image. Time: training wall time of one run,",
-        "mean over seeds.",
+        "Evaluated on the whole 240x180 images of `val` (101 images of sequence 0016E5, which",
+        "is also in `train`), " + (held if protocol != "standard" else "")
+        + "and `test` when the root has one. IoU in percent: mean ± standard deviation over",
+        "seeds; per-class IoU averaged over seeds. GFLOPs: multiply-adds of one 240x180 image.",
+        "Time: training wall time of one run, mean over seeds. Rows marked (ImageNet) start",
+        "from the ImageNet MobileNet-v2; (scratch) rows from random weights.",
         "",
         f"Machine: {results['machine']['cpu']}, {results['machine']['cores']} cores, "
         f"GPU {results['machine']['gpu'] or 'none'}, torch {results['machine']['torch']}.",
     ]
     for partition in partitions:
-        rows: dict[str, dict[int, dict[str, Any]]] = {}
-        for stage in STAGES:
-            for seed in seeds:
-                path = out / partition / f"s{seed}" / stage.name / "eval.json"
-                if path.is_file():
-                    rows.setdefault(stage.name, {})[seed] = json.loads(path.read_text())
+        rows = _stage_rows(base, partition, seeds)
         if not rows:
             continue
-        class_names = next(iter(next(iter(rows.values())).values()))["class_names"]
-        part: dict[str, Any] = {"models": {}, "gains": {}}
+        first = next(iter(next(iter(rows.values())).values()))
+        class_names = first["class_names"]
+        splits = [s for s in ("val", "heldout", "test") if s in first]
+        part: dict[str, Any] = {"splits": splits, "models": {}, "gains": {}}
         lines += [
             "",
             f"## Partition {partition}",
             "",
-            "| model | seeds | mIoU | "
-            + " | ".join(class_names)
+            "| model | seeds | " + " | ".join(f"{s} mIoU" for s in splits)
             + " | params (M) | GFLOPs | steps | time |",
-            "|---|---:|---:|" + "---:|" * len(class_names) + "---:|---:|---:|---:|",
+            "|---|---:|" + "---:|" * len(splits) + "---:|---:|---:|---:|",
         ]
         for name, by_seed in rows.items():
             runs = list(by_seed.values())
-            mious = [r["val"]["miou"] for r in runs]
-            per_class = {
-                c: statistics.fmean(r["val"]["per_class_iou"][c] for r in runs) for c in class_names
-            }
-            seconds = statistics.fmean(r["seconds"] for r in runs)
-            part["models"][name] = {
-                "title": BY_NAME[name].title,
-                "seeds": sorted(by_seed),
-                "val_miou": mious,
-                "val_miou_mean": statistics.fmean(mious),
-                "val_per_class_iou": per_class,
-                "test_miou": [r["test"]["miou"] for r in runs if "test" in r] or None,
-                "params": runs[0]["params"],
-                "flops": runs[0]["flops"],
-                "steps": runs[0]["steps"],
-                "seconds": seconds,
-            }
-            cells = " | ".join(
-                "n/a" if math.isnan(v) else f"{100 * v:.1f}" for v in per_class.values()
+            model: dict[str, Any] = {"title": BY_NAME[name].title, "seeds": sorted(by_seed)}
+            for split in splits:
+                mious = [r[split]["miou"] for r in runs if split in r]
+                model[f"{split}_miou"] = mious
+                model[f"{split}_miou_mean"] = statistics.fmean(mious) if mious else None
+                model[f"{split}_per_class_iou"] = {
+                    c: statistics.fmean(r[split]["per_class_iou"][c] for r in runs if split in r)
+                    for c in class_names
+                } if mious else None
+            model.update(
+                params=runs[0]["params"], flops=runs[0]["flops"], steps=runs[0]["steps"],
+                seconds=statistics.fmean(r["seconds"] for r in runs),
             )
+            part["models"][name] = model
+            cells = " | ".join(f"**{_fmt(model[f'{s}_miou'])}**" for s in splits)
             lines.append(
-                f"| {BY_NAME[name].title} | {len(runs)} | **{_fmt(mious)}** | {cells} | "
-                f"{runs[0]['params'] / 1e6:.2f} | {runs[0]['flops'] / 1e9:.2f} | "
-                f"{runs[0]['steps']} | {seconds / 60:.1f} min |"
+                f"| {model['title']} | {len(runs)} | {cells} | {runs[0]['params'] / 1e6:.2f} | "
+                f"{runs[0]['flops'] / 1e9:.2f} | {runs[0]['steps']} | "
+                f"{model['seconds'] / 60:.1f} min |"
             )
-        gain_lines = []
+            for r in runs:
+                if "weights_file" in r:
+                    stem = Path(r["weights_file"]["path"]).stem
+                    results["weights_files"][stem] = {
+                        **r["weights_file"],
+                        "file": Path(r["weights_file"]["path"]).name,
+                        "stage": name,
+                        "partition": partition,
+                        **{f"{s}_miou": r[s]["miou"] for s in splits},
+                    }
+        for split in splits:
+            lines += [
+                "",
+                f"Per-class IoU on `{split}`:",
+                "",
+                "| model | " + " | ".join(class_names) + " |",
+                "|---|" + "---:|" * len(class_names),
+            ]
+            for model in part["models"].values():
+                per_class = model[f"{split}_per_class_iou"] or {}
+                cells = " | ".join(
+                    "n/a" if math.isnan(v) else f"{100 * v:.1f}" for v in per_class.values()
+                )
+                lines.append(f"| {model['title']} | {cells} |")
+        notes = []
         for mgd, sup in GAINS:
             common = sorted(set(rows.get(mgd, {})) & set(rows.get(sup, {})))
             if not common:
                 continue
-            diffs = [rows[mgd][s]["val"]["miou"] - rows[sup][s]["val"]["miou"] for s in common]
-            part["gains"][mgd] = {"seeds": common, "val_miou_gain": diffs}
-            gain_lines.append(
-                f"- {BY_NAME[mgd].title} minus {BY_NAME[sup].title}: "
-                f"**{_fmt(diffs, signed=True)}** mIoU points (seeds {common}, paired)."
-            )
-        baseline = rows.get("r18_sup", {}).get(seeds[0])
-        for teacher in ("teacher_deep", "teacher_wide"):
-            if baseline is not None and seeds[0] in rows.get(teacher, {}):
-                lead = rows[teacher][seeds[0]]["val"]["miou"] - baseline["val"]["miou"]
-                part["models"][teacher]["lead_over_r18_sup"] = lead
-                gain_lines.append(
-                    f"- {BY_NAME[teacher].title} minus ResNet-18, labeled only "
-                    f"(seed {seeds[0]}): {100 * lead:+.1f} mIoU points."
+            gain: dict[str, Any] = {"seeds": common}
+            for split in splits:
+                test = paired_t_test(
+                    [rows[mgd][s][split]["miou"] for s in common],
+                    [rows[sup][s][split]["miou"] for s in common],
                 )
-        if baseline is not None and seeds[0] in rows.get("r18_sup_half", {}):
-            headroom = rows["r18_sup_half"][seeds[0]]["val"]["miou"] - baseline["val"]["miou"]
-            part["headroom_r18"] = headroom
-            gain_lines.append(
-                f"- Headroom: ResNet-18 labeled only with 1/2 labels minus with {partition} labels "
-                f"(seed {seeds[0]}): {100 * headroom:+.1f} mIoU points."
-            )
-        if gain_lines:
-            lines += ["", *gain_lines]
-        ablation = ["r18_sup", *ABLATION, "r18_mgd"]
+                diffs = [rows[mgd][s][split]["miou"] - rows[sup][s][split]["miou"]
+                         for s in common]
+                gain[split] = {"differences": diffs, **test._asdict()}
+                p_text = f", paired t-test p = {test.p_value:.3f}" if test.n >= 2 else ""
+                notes.append(
+                    f"- {BY_NAME[mgd].title} minus labeled only, `{split}`: "
+                    f"**{_fmt(diffs, signed=True)}** mIoU points (seeds {common}, paired"
+                    f"{p_text})."
+                )
+            part["gains"][mgd] = gain
         seed0 = seeds[0]
+        more, fewer = PLATEAU
+        if seed0 in rows.get(more, {}) and seed0 in rows.get(fewer, {}):
+            plateau = {s: rows[more][seed0][s]["miou"] - rows[fewer][seed0][s]["miou"]
+                       for s in splits}
+            part["plateau"] = {"stages": [more, fewer], "seed": seed0, **plateau}
+            notes.append(
+                f"- Plateau: {BY_NAME[fewer].title}, 4x steps minus 1x steps (seed {seed0}): "
+                + ", ".join(f"`{s}` {100 * v:+.1f}" for s, v in plateau.items())
+                + " mIoU points."
+            )
+        for student in LEAD_OVER:
+            baseline = rows.get(student, {}).get(seed0)
+            for teacher in ("teacher_deep", "teacher_wide"):
+                if baseline is not None and seed0 in rows.get(teacher, {}):
+                    lead = {s: rows[teacher][seed0][s]["miou"] - baseline[s]["miou"]
+                            for s in splits}
+                    part["models"][teacher][f"lead_over_{student}"] = lead
+                    notes.append(
+                        f"- {BY_NAME[teacher].title} minus {BY_NAME[student].title} "
+                        f"(seed {seed0}): "
+                        + ", ".join(f"`{s}` {100 * v:+.1f}" for s, v in lead.items())
+                        + " mIoU points."
+                    )
+        baseline = rows.get("r18_sup", {}).get(seed0)
+        if baseline is not None and seed0 in rows.get("r18_sup_half", {}):
+            headroom = rows["r18_sup_half"][seed0]["val"]["miou"] - baseline["val"]["miou"]
+            part["headroom_r18"] = headroom
+            notes.append(
+                f"- Headroom: ResNet-18 labeled only with 1/2 labels minus with {partition} "
+                f"labels (seed {seed0}, `val`): {100 * headroom:+.1f} mIoU points."
+            )
+        if notes:
+            lines += ["", *notes]
+        ablation = ["r18_sup", *ABLATION, "r18_mgd"]
         if all(seed0 in rows.get(n, {}) for n in ablation):
-            base = rows["r18_sup"][seed0]["val"]["miou"]
+            base_miou = rows["r18_sup"][seed0]["val"]["miou"]
             lines += [
                 "",
-                f"Ablation (ResNet-18, seed {seed0}): what each granularity adds.",
+                f"Ablation (ResNet-18 from scratch, seed {seed0}, `val`): what each granularity "
+                "adds.",
                 "",
                 "| pixel | image | region | mIoU | vs labeled only |",
                 "|:-:|:-:|:-:|---:|---:|",
@@ -377,13 +621,43 @@ def report(out: Path, partitions: list[str], seeds: list[int]) -> dict[str, Any]
             }
             for n in ablation:
                 miou = rows[n][seed0]["val"]["miou"]
-                lines.append(f"| {marks[n]} | {100 * miou:.1f} | {100 * (miou - base):+.1f} |")
+                lines.append(
+                    f"| {marks[n]} | {100 * miou:.1f} | {100 * (miou - base_miou):+.1f} |"
+                )
             part["ablation"] = {n: rows[n][seed0]["val"]["miou"] for n in ablation}
         results["partitions"][partition] = part
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / "results.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines), flush=True)
+    if results["weights_files"]:
+        lines += ["", "Student files (fp16 safetensors; `mgd-lightning evaluate --weights FILE "
+                  "--data.root DIR --split val` reproduces their rows):", ""]
+        lines += [f"- `{w['file']}`: SHA-256 `{w['sha256']}`"
+                  for w in results["weights_files"].values()]
+    text_json = json.dumps(_plain(results), indent=2) + "\n"
+    text_md = "\n".join(lines) + "\n"
+    targets = [base]
+    if weights_dir is not None and results["weights_files"]:
+        targets.append(weights_dir)
+    for folder in targets:
+        write_text_atomic(folder / "results.json", text_json)
+        write_text_atomic(folder / "results.md", text_md)
+    print(text_md, flush=True)
     return results
+
+
+def _parse_configs(parser: argparse.ArgumentParser, items: list[str]) -> dict[str, str]:
+    configs = {}
+    for item in items:
+        name, _, config = item.partition("=")
+        if name not in BY_NAME or not config:
+            parser.error(
+                f"--stage-config {item!r}: give STAGE=FILE with STAGE one of {list(BY_NAME)}"
+            )
+        if not _config_path(config).is_file():
+            parser.error(
+                f"--stage-config {item!r}: {_config_path(config)} does not exist (a bare name "
+                f"is looked up in {CONFIG_DIR})"
+            )
+        configs[name] = config
+    return configs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -394,10 +668,27 @@ def main(argv: list[str] | None = None) -> int:
         help="CamVid root (default: $MGD_CAMVID_ROOT)",
     )
     parser.add_argument("--out", type=Path, default=Path("runs/camvid"))
+    parser.add_argument("--protocol", default=PROTOCOLS[0], choices=PROTOCOLS,
+                        help="heldout_0006R0 (default): sequence 0006R0 kept out and scored as "
+                        "`heldout`; standard: the root's splits/1-N")
     parser.add_argument("--partitions", nargs="+", default=["1-8"], choices=["1-8", "1-4", "1-2"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument(
         "--stages", nargs="+", default=[s.name for s in STAGES], choices=[s.name for s in STAGES]
+    )
+    parser.add_argument(
+        "--stage-config", nargs="+", default=[], metavar="STAGE=FILE",
+        help="swap a stage's config (a file of configs/camvid or a path), e.g. "
+        "teacher_deep=teacher_deep_cps.yaml; its folder becomes <stage>@<config stem>",
+    )
+    parser.add_argument(
+        "--backbone-weights", default=None,
+        help=f"ImageNet MobileNet-v2 file of the pretrained stages (default: {IMAGENET_MBV2})",
+    )
+    parser.add_argument(
+        "--weights-dir", type=Path, default=WEIGHTS_DIR,
+        help="where the seed-0 pretrained MobileNet-v2 student files and a copy of the results "
+        f"go (default: {WEIGHTS_DIR})",
     )
     parser.add_argument("--retrain", action="store_true", help="do not reuse finished stages")
     parser.add_argument(
@@ -410,14 +701,23 @@ def main(argv: list[str] | None = None) -> int:
         "extra", nargs="*", help="extra LightningCLI arguments for every stage, after `--`"
     )
     options = parser.parse_args(argv)
+    configs = _parse_configs(parser, options.stage_config)
     if options.report_only:
-        report(options.out, options.partitions, options.seeds)
+        report(options.out, options.partitions, options.seeds, options.protocol,
+               options.weights_dir)
         return 0
     if not options.data_root or not (Path(options.data_root) / "train.txt").is_file():
         parser.error(
             f"--data-root {options.data_root!r} is not a CamVid root (no train.txt): "
             "pass the folder holding train.txt, val.txt, images/, labels/ and splits/, "
             "or set MGD_CAMVID_ROOT"
+        )
+    if options.backbone_weights is None and not IMAGENET_MBV2.is_file() and any(
+        BY_NAME[s].pretrained for s in options.stages
+    ):
+        parser.error(
+            f"the pretrained stages need the ImageNet MobileNet-v2 file {IMAGENET_MBV2}: pass "
+            "--backbone-weights, or leave the mbv2_pre_* stages out of --stages"
         )
     run(
         options.data_root,
@@ -428,6 +728,10 @@ def main(argv: list[str] | None = None) -> int:
         options.retrain,
         options.extra,
         options.progress_every,
+        options.protocol,
+        configs,
+        options.backbone_weights,
+        options.weights_dir,
     )
     return 0
 

@@ -1,10 +1,11 @@
-"""The ``mgd-lightning`` command: LightningCLI (fit, validate, test, predict) and three more.
+"""The ``mgd-lightning`` command: LightningCLI (fit, validate, test, predict) and four more.
 
 ``mgd-lightning fit --config configs/quickstart/student_mgd.yaml`` trains; any module of
 :mod:`mgd_lightning.tasks` and any datamodule of :mod:`mgd_lightning.datamodules` (or your own
-subclasses) can be named with ``class_path``. ``pipeline``, ``export`` and ``profile`` are the
-thin parsers of :mod:`mgd_lightning.commands` over :mod:`mgd_lightning.pipeline`,
-:mod:`mgd_lightning.export` and :mod:`mgd_lightning.models.profile`.
+subclasses) can be named with ``class_path``. ``pipeline``, ``export``, ``profile`` and
+``evaluate`` are the thin parsers of :mod:`mgd_lightning.commands` over
+:mod:`mgd_lightning.pipeline`, :mod:`mgd_lightning.export`, :mod:`mgd_lightning.models.profile`
+and :mod:`mgd_lightning.evaluation`.
 
 This module is the entry point and nothing else: it imports the commands, and nothing in the
 library imports it. The LightningCLI subclass lives in :mod:`mgd_lightning.parsing`.
@@ -28,6 +29,7 @@ EXTRA_COMMANDS: dict[str, str] = {
     "pipeline": "mgd_lightning.commands.pipeline",
     "export": "mgd_lightning.commands.export",
     "profile": "mgd_lightning.commands.profile",
+    "evaluate": "mgd_lightning.commands.evaluate",
 }
 
 
@@ -36,7 +38,7 @@ def main(args: Sequence[str] | None = None, run: bool = True) -> Any:
 
     ``fit``, ``validate``, ``test`` and ``predict`` go to LightningCLI
     (:func:`~mgd_lightning.parsing.build_cli`); the commands of :data:`EXTRA_COMMANDS`
-    (``pipeline``, ``export``, ``profile``) to their own modules.
+    (``pipeline``, ``export``, ``profile``, ``evaluate``) to their own modules.
 
     Args:
         args: Arguments without the program name; ``None`` reads ``sys.argv``.

@@ -1,4 +1,4 @@
-"""Export the trained student alone to ONNX or TorchScript.
+"""Export the trained student alone to ONNX, TorchScript or a self-describing safetensors file.
 
 The exported model takes normalised images ``(B, 3, H, W)`` float32 (ImageNet mean/std, as the
 datamodules yield them) and returns logits ``(B, K, H, W)`` float32 at the input size; batch,
@@ -6,6 +6,10 @@ height and width are dynamic. It is a whole-image pass: padding to a size (``eva
 sliding-window inference (``eval_mode="sliding"``) is left to the caller. No teacher weights
 are in it. Files are written atomically (:mod:`mgd_lightning.files`): nothing is left at the
 destination on error. :func:`load_student` is :func:`mgd_lightning.models.load_student`.
+
+:func:`export_safetensors` stores the student's weights (fp16 by default) with its network
+description in the file's metadata, for this library: ``load_student(path)`` rebuilds it and
+``mgd-lightning evaluate --weights path`` scores it.
 
 Example:
     >>> import tempfile, pathlib, torch
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
 import warnings
 from collections.abc import Iterator, Sequence
@@ -33,19 +38,26 @@ from torch import Tensor, nn
 
 from mgd_lightning.files import atomic_path, writable_folder
 from mgd_lightning.models.inference import logits_of
-from mgd_lightning.models.spec import load_student
+from mgd_lightning.models.spec import (
+    STUDENT_FILE_FORMAT,
+    load_student,
+    portable_spec,
+    storage_state_dict,
+)
+from mgd_lightning.models.weights import sha256_file
 
 __all__ = [
     "ExportFormat",
     "LogitsOnly",
     "export",
     "export_onnx",
+    "export_safetensors",
     "export_torchscript",
     "load_student",
     "load_torchscript",
 ]
 
-ExportFormat = Literal["onnx", "torchscript"]
+ExportFormat = Literal["onnx", "torchscript", "safetensors"]
 
 #: Default ONNX opset (supported by onnxruntime >= 1.14 and torch's exporters).
 DEFAULT_OPSET = 17
@@ -263,6 +275,46 @@ def export_torchscript(
     return target
 
 
+def export_safetensors(
+    network_or_checkpoint: nn.Module | str | os.PathLike[str],
+    path: str | os.PathLike[str],
+    dtype: torch.dtype = torch.float16,
+    info: dict[str, Any] | None = None,
+) -> tuple[Path, str]:
+    """Write the student as a self-describing safetensors file; return it and its SHA-256.
+
+    Floating-point tensors are stored in ``dtype``; the metadata holds ``format``, ``network``
+    (the description with ``backbone_weights``, ``weights`` and ``pretrained`` cleared, so that
+    loading reads no other file) and ``info`` (JSON). A file already at ``path`` is replaced.
+
+    Args:
+        network_or_checkpoint: network, training module or checkpoint path (see
+            :func:`load_student`).
+        path: destination ``.safetensors`` file (parent folders are created).
+        dtype: storage dtype of floating-point tensors (fp16 halves the size).
+        info: plain-data notes (how it was trained, its scores), stored as JSON.
+
+    Returns:
+        ``(path, sha256)``.
+
+    Raises:
+        ValueError: the network has no description, or a value does not fit ``dtype``.
+    """
+    from safetensors.torch import save_file
+
+    target = _check_destination(path, (".safetensors",))
+    network = load_student(network_or_checkpoint)
+    metadata = {
+        "format": STUDENT_FILE_FORMAT,
+        "network": json.dumps(portable_spec(network, "the student")),
+        "info": json.dumps(info or {}),
+    }
+    state = storage_state_dict(network, dtype, "the student")
+    with atomic_path(target) as temporary:
+        save_file(state, os.fspath(temporary), metadata=metadata)
+    return target, sha256_file(target)
+
+
 def load_torchscript(path: str | os.PathLike[str]) -> Any:
     """Load a file of :func:`export_torchscript` on the CPU, in eval mode."""
     with warnings.catch_warnings():
@@ -277,9 +329,12 @@ def export(
     format: ExportFormat = "onnx",
     **kwargs: Any,
 ) -> Path:
-    """Export to ``format``: :func:`export_onnx` or :func:`export_torchscript` with ``kwargs``."""
+    """Export to ``format``: :func:`export_onnx`, :func:`export_torchscript` or
+    :func:`export_safetensors` with ``kwargs``."""
     if format == "onnx":
         return export_onnx(network_or_checkpoint, path, **kwargs)
     if format == "torchscript":
         return export_torchscript(network_or_checkpoint, path, **kwargs)
-    raise ValueError(f"`format` must be 'onnx' or 'torchscript', got {format!r}")
+    if format == "safetensors":
+        return export_safetensors(network_or_checkpoint, path, **kwargs)[0]
+    raise ValueError(f"`format` must be 'onnx', 'torchscript' or 'safetensors', got {format!r}")

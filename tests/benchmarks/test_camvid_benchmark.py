@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
+import torch
+import yaml
 from PIL import Image
+
+from mgd_lightning.cli import main as cli_main
+from mgd_lightning.models.weights import sha256_file
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "camvid.py"
 TINY = [
@@ -32,10 +38,20 @@ def _load() -> ModuleType:
     return module
 
 
+SPLITS = Path(__file__).resolve().parents[2] / "configs" / "camvid" / "splits"
+
+
 def _fake_camvid(root: Path) -> Path:
-    """CamVid layout, 24x32 images: 16 train (1-8: 4 labeled, 1-2: 8), 3 val."""
+    """CamVid layout, 24x32 images: the 367 train ids of the real one (so that the committed
+    heldout_0006R0 lists apply), 3 val; standard partitions 1-8 (45) and 1-2 (183)."""
     rng = np.random.default_rng(0)
-    ids = {"train": [f"t{i:02d}" for i in range(16)], "val": [f"v{i}" for i in range(3)]}
+    protocol = SPLITS / "heldout_0006R0"
+    train = sorted(
+        (protocol / "heldout.txt").read_text().split()
+        + (protocol / "1-8" / "labeled.txt").read_text().split()
+        + (protocol / "1-8" / "unlabeled.txt").read_text().split()
+    )
+    ids = {"train": train, "val": [f"0016E5_v{i}" for i in range(3)]}
     for split, names in ids.items():
         for sub in ("images", "labels"):
             (root / sub / split).mkdir(parents=True)
@@ -45,58 +61,141 @@ def _fake_camvid(root: Path) -> Path:
             mask = rng.integers(0, 12, (24, 32), dtype=np.uint8)
             Image.fromarray(mask).save(root / "labels" / split / f"{name}.png")
         (root / f"{split}.txt").write_text("\n".join(names) + "\n")
-    for partition, n in (("1-8", 4), ("1-2", 8)):
+    for partition, n in (("1-8", 45), ("1-2", 183)):
         (root / "splits" / partition).mkdir(parents=True)
-        (root / "splits" / partition / "labeled.txt").write_text("\n".join(ids["train"][:n]))
-        (root / "splits" / partition / "unlabeled.txt").write_text("\n".join(ids["train"][n:]))
+        (root / "splits" / partition / "labeled.txt").write_text("\n".join(train[:n]))
+        (root / "splits" / partition / "unlabeled.txt").write_text("\n".join(train[n:]))
     return root
+
+
+def _fake_imagenet_mbv2(path: Path) -> Path:
+    """A torchvision-layout MobileNet-v2 file (random weights) in place of the ImageNet one."""
+    import torchvision
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    state = torchvision.models.mobilenet_v2().state_dict()
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    return path
 
 
 def test_camvid_benchmark_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bench = _load()
     root = _fake_camvid(tmp_path / "camvid")
-    out = tmp_path / "out"
-    args = ["--data-root", str(root), "--out", str(out), "--seeds", "0", "1", "--", *TINY]
+    out, weights_dir = tmp_path / "out", tmp_path / "weights"
+    args = [
+        "--data-root", str(root), "--out", str(out), "--seeds", "0", "1",
+        "--backbone-weights", str(_fake_imagenet_mbv2(tmp_path / "mbv2.safetensors")),
+        "--weights-dir", str(weights_dir), "--", *TINY,
+    ]
     assert bench.main(args) == 0
+    base = out / "heldout_0006R0"
 
-    # Teachers and the ablation once (seed 0); the four students for both seeds.
-    trained = sorted(p.parent.relative_to(out).as_posix() for p in out.rglob("stage.json"))
-    students = ["mbv2_mgd", "mbv2_sup", "r18_mgd", "r18_sup"]
+    # Teachers, the plateau check, the headroom and the ablation once (seed 0); the six
+    # students for both seeds.
+    trained = sorted(p.parent.relative_to(base).as_posix() for p in base.rglob("stage.json"))
+    students = ["mbv2_pre_sup", "mbv2_pre_mgd", "mbv2_mgd", "mbv2_sup", "r18_mgd", "r18_sup"]
     assert trained == sorted(
         [f"1-8/s0/{s}" for s in [*students, "teacher_deep", "teacher_wide", *bench.ONCE]]
         + [f"1-8/s1/{s}" for s in students]
     )
-    # The MGD students were distilled from the seed-0 teachers' checkpoints.
-    record = json.loads((out / "1-8/s1/r18_mgd/stage.json").read_text())
-    deep = json.loads((out / "1-8/s0/teacher_deep/stage.json").read_text())["checkpoint"]
+    record = json.loads((base / "1-8/s1/mbv2_pre_mgd/stage.json").read_text())
+    # The protocol's lists; the MGD students distilled from the seed-0 teachers' checkpoints.
+    assert any(a.endswith("heldout_0006R0/1-8/labeled.txt") for a in record["args"])
+    deep = json.loads((base / "1-8/s0/teacher_deep/stage.json").read_text())["checkpoint"]
     assert f"--model.init_args.teachers.init_args.deep_weights={deep}" in record["args"]
-    # The ablation switches terms off.
-    record = json.loads((out / "1-8/s0/r18_mgd_pixel/stage.json").read_text())
+    assert any(a.endswith("=" + str(tmp_path / "mbv2.safetensors")) for a in record["args"])
+    # The ablation switches terms off; the headroom uses the protocol's 1/2 lists; 4x steps.
+    record = json.loads((base / "1-8/s0/r18_mgd_pixel/stage.json").read_text())
     assert "--model.init_args.image_weight=0" in record["args"]
+    record = json.loads((base / "1-8/s0/r18_sup_half/stage.json").read_text())
+    assert any(a.endswith("heldout_0006R0/1-2/labeled.txt") for a in record["args"])
+    record = json.loads((base / "1-8/s0/mbv2_pre_sup_4x/stage.json").read_text())
+    assert record["args"][-1] == "--trainer.max_steps=4" and record["steps"] == 4
 
-    results = json.loads((out / "results.json").read_text())
+    results = json.loads((base / "results.json").read_text())
+    assert results["protocol"] == "heldout_0006R0"
     part = results["partitions"]["1-8"]
+    assert part["splits"] == ["val", "heldout"]
     assert part["models"]["r18_sup"]["seeds"] == [0, 1]
     assert part["models"]["teacher_deep"]["seeds"] == [0]
-    sup, mgd = part["models"]["r18_sup"]["val_miou"], part["models"]["r18_mgd"]["val_miou"]
-    assert part["gains"]["r18_mgd"]["val_miou_gain"] == pytest.approx(
-        [m - s for m, s in zip(mgd, sup, strict=True)]
-    )
+    eval0 = json.loads((base / "1-8/s0/r18_sup/eval.json").read_text())
+    assert eval0["heldout"]["num_images"] == 101 and eval0["val"]["num_images"] == 3
+    for split in ("val", "heldout"):
+        sup = part["models"]["mbv2_pre_sup"][f"{split}_miou"]
+        mgd = part["models"]["mbv2_pre_mgd"][f"{split}_miou"]
+        gain = part["gains"]["mbv2_pre_mgd"][split]
+        assert gain["differences"] == pytest.approx([m - s for m, s in zip(mgd, sup, strict=True)])
+        assert gain["n"] == 2 and (gain["p_value"] is None or 0.0 <= gain["p_value"] <= 1.0)
+    assert set(part["plateau"]) == {"stages", "seed", "val", "heldout"}
     assert set(part["ablation"]) == {"r18_sup", "r18_mgd_pixel", "r18_mgd_pixel_image", "r18_mgd"}
     assert part["models"]["r18_sup"]["params"] > part["models"]["mbv2_sup"]["params"]
     assert part["models"]["teacher_wide"]["flops"] > part["models"]["r18_sup"]["flops"]
-    table = (out / "results.md").read_text()
-    assert "| ResNet-18, MGD | 2 |" in table and "Ablation" in table
-    assert "MobileNet-v2, MGD minus MobileNet-v2, labeled only" in table
-    assert "Teacher wide (WRN-26-2) minus ResNet-18, labeled only (seed 0)" in table
+    table = (base / "results.md").read_text()
+    assert "| ResNet-18 (scratch), MGD | 2 |" in table and "Ablation" in table
+    assert "MobileNet-v2 (ImageNet), MGD minus labeled only, `heldout`" in table
+    assert "paired t-test p = " in table
+    assert "4x steps minus 1x steps (seed 0)" in table
+    assert "Teacher wide (WRN-26-2, scratch) minus ResNet-18 (scratch), labeled only" in table
     assert "Headroom: ResNet-18 labeled only with 1/2 labels minus with 1-8 labels" in table
+    assert "minutes per stage" in capsys.readouterr().out
 
-    # A second run reuses every finished stage: nothing is retrained.
-    before = {p: p.stat().st_mtime_ns for p in out.rglob("last.ckpt")}
-    capsys.readouterr()
+    # The seed-0 pretrained students' files: recorded with their SHA-256, and the evaluate
+    # command reproduces the benchmark's figures from them exactly.
+    files = results["weights_files"]
+    assert sorted(files) == ["mbv2_pretrained_mgd_s0", "mbv2_pretrained_supervised_s0"]
+    assert sorted(p.name for p in weights_dir.glob("*.safetensors")) == [
+        "mbv2_pretrained_mgd_s0.safetensors", "mbv2_pretrained_supervised_s0.safetensors"]
+    assert json.loads((weights_dir / "results.json").read_text()) == results
+    for stem, entry in files.items():
+        path = weights_dir / f"{stem}.safetensors"
+        assert sha256_file(path) == entry["sha256"]
+        for split, source in (("val", "val"),
+                              ("heldout", str(SPLITS / "heldout_0006R0" / "heldout.txt"))):
+            scores = tmp_path / f"{stem}_{split}.json"
+            command = ["evaluate", "--weights", str(path), "--data.root", str(root),
+                       "--split", source, "--output", str(scores)]
+            assert cli_main(command) == 0
+            assert json.loads(scores.read_text())["miou"] == entry[f"{split}_miou"]
+
+    # A second run reuses every finished stage: nothing is retrained, no file rewritten.
+    before = {p: p.stat().st_mtime_ns for p in [*out.rglob("last.ckpt"),
+                                                *weights_dir.glob("*.safetensors")]}
     assert bench.main(args) == 0
     assert "reusing" in capsys.readouterr().out
-    assert {p: p.stat().st_mtime_ns for p in out.rglob("last.ckpt")} == before
+    assert {p: p.stat().st_mtime_ns for p in before} == before
+
+    # A finished stage is not reused under other arguments: here another step count.
+    refused = [*args[: args.index("--")], "--stages", "r18_sup", "--", *TINY[1:],
+               "--trainer.max_steps=2"]
+    with pytest.raises(RuntimeError, match=r"r18_sup holds a finished stage trained with other"):
+        bench.main(refused)
+
+
+def test_stage_table_and_arguments(tmp_path: Path) -> None:
+    bench = _load()
+    names = [s.name for s in bench.STAGES]
+    assert names[:4] == ["teacher_deep", "teacher_wide", "mbv2_pre_sup", "mbv2_pre_mgd"]
+    assert bench.GAINS[0] == ("mbv2_pre_mgd", "mbv2_pre_sup")
+    pre = [bench.BY_NAME[n] for n in ("mbv2_pre_sup", "mbv2_pre_mgd", "mbv2_pre_sup_4x")]
+    assert all(s.pretrained for s in pre) and pre[2].steps_factor == 4
+    # The headline twins share the network settings.
+    configs = [yaml.safe_load((bench.CONFIG_DIR / s.config).read_text()) for s in pre[:2]]
+    networks = [c["model"]["init_args"]["network"] for c in configs]
+    assert networks[0] == networks[1]
+    stage = bench.BY_NAME["teacher_deep"]
+    configs = {"teacher_deep": "teacher_deep_cps.yaml"}
+    assert bench.stage_dir_name(stage, configs) == "teacher_deep@teacher_deep_cps"
+    args = bench.stage_args(stage, "root", "1-8", 0, tmp_path, {}, [], "standard", configs)
+    assert str(bench.CONFIG_DIR / "teacher_deep_cps.yaml") in args
+    assert "--data.init_args.partition=1-8" in args
+    args = bench.stage_args(bench.BY_NAME["mbv2_pre_sup_4x"], "root", "1-8", 0, tmp_path, {},
+                            ["--trainer.max_steps=5"])
+    assert args[-1] == "--trainer.max_steps=20"
+    assert any(a.startswith("--model.init_args.network.init_args.backbone_weights=")
+               for a in args)
+    with pytest.raises(SystemExit):
+        bench.main(["--report-only", "--stage-config", "nope=teacher_deep.yaml"])
 
 
 def test_camvid_benchmark_refuses_a_wrong_root(
@@ -109,3 +208,26 @@ def test_camvid_benchmark_refuses_a_wrong_root(
     error = capsys.readouterr().err
     assert str(tmp_path) in error and "train.txt" in error and "MGD_CAMVID_ROOT" in error
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_committed_student_files_reproduce_results() -> None:
+    """The committed student files score exactly what the committed results.json records."""
+    from mgd_lightning.evaluation import evaluate_student_file
+
+    folder = SCRIPT.parent / "results" / "camvid"
+    root = os.environ.get("MGD_CAMVID_ROOT")
+    if not (folder / "results.json").is_file():
+        pytest.skip("no committed student files yet: run benchmarks/camvid.py")
+    if not root:
+        pytest.skip("set MGD_CAMVID_ROOT to the real CamVid root")
+    results = json.loads((folder / "results.json").read_text())
+    assert results["weights_files"], "results.json records no student file"
+    heldout = str(SPLITS / results["protocol"] / "heldout.txt")
+    for entry in results["weights_files"].values():
+        path = folder / entry["file"]
+        assert sha256_file(path) == entry["sha256"], f"{path} differs from results.json"
+        for split, source in (("val", "val"), ("heldout", heldout)):
+            if entry.get(f"{split}_miou") is not None:
+                scores = evaluate_student_file(path, root, source)
+                assert scores["miou"] == entry[f"{split}_miou"], (path, split)

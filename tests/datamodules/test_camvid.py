@@ -135,3 +135,59 @@ def test_real_camvid() -> None:
     assert values <= {*range(11), 255} and 255 in values and len(values) >= 11
     check_train_batch(first_batch(dm.train_dataloader()), 4, 4, 176, 224)
     assert dm.class_names == list(CAMVID_CLASS_NAMES) and dm.palette == list(CAMVID_PALETTE)
+
+
+def test_eval_split_from_a_list_file(camvid_root: Path, tmp_path: Path) -> None:
+    # Ids of train.txt and val.txt in one list: each is read from its own folder.
+    write_lines(tmp_path / "heldout.txt", ["tr_005", "va_001", "tr_007"])
+    dm = CamVidDataModule(camvid_root, batch_size=2, val_split=os.fspath(tmp_path / "heldout.txt"),
+                          test_split="train")
+    dm.setup("validate")
+    dataset = dm.eval_datasets["val"]
+    assert dataset.names == ["tr_005", "va_001", "tr_007"]
+    assert [f.image.parent.name for f in dataset.files] == ["train", "val", "train"]
+    batch = first_batch(dm.val_dataloader())
+    assert batch["image"].shape[0] == 2
+    dm.setup("test")
+    assert len(dm.eval_datasets["test"]) == 32  # a list name under the root: train.txt
+
+
+def test_eval_split_list_file_errors_name_the_file(camvid_root: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "heldout.txt"
+    dm = CamVidDataModule(camvid_root, batch_size=2, val_split=os.fspath(missing))
+    with pytest.raises(FileNotFoundError, match=r"`val_split` list file .*nowhere/heldout\.txt"):
+        dm.setup("validate")
+    write_lines(tmp_path / "other.txt", ["tr_000", "0006R0_f00"])
+    dm = CamVidDataModule(camvid_root, batch_size=2, val_split=os.fspath(tmp_path / "other.txt"))
+    with pytest.raises(ValueError, match=r"1 id\(s\) of the `val_split` list file .*other\.txt.*"
+                                         r"'0006R0_f00'"):
+        dm.setup("validate")
+    dm = CamVidDataModule(camvid_root, batch_size=2, val_split="heldout")
+    with pytest.raises(FileNotFoundError, match=r"split 'heldout' \(`val_split`\): .*heldout\.txt "
+                                                r"does not exist; give a list of .*\(train, val\)"):
+        dm.setup("validate")
+
+
+def test_heldout_protocol_lists_are_committed_and_regenerable() -> None:
+    import importlib.util
+    import sys
+
+    folder = Path(__file__).resolve().parents[2] / "configs" / "camvid" / "splits"
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "camvid_heldout_splits.py"
+    spec = importlib.util.spec_from_file_location("_camvid_heldout_splits", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    lists = {p.relative_to(folder / "heldout_0006R0").as_posix(): p.read_text()
+             for p in (folder / "heldout_0006R0").rglob("*.txt")}
+    heldout = lists["heldout.txt"].split()
+    labeled, unlabeled = lists["1-8/labeled.txt"].split(), lists["1-8/unlabeled.txt"].split()
+    assert len(heldout) == 101 and {n[:7] for n in heldout} == {"0006R0_"}
+    assert (len(labeled), len(labeled) + len(unlabeled)) == (33, 266)
+    assert not {n for n in labeled + unlabeled if n.startswith("0006R0_")}
+    assert set(labeled) <= set(lists["1-4/labeled.txt"].split()) <= set(
+        lists["1-2/labeled.txt"].split())
+    # The 367 names of train.txt are the union (sorted, as train.txt is): regenerate from them.
+    train = sorted(heldout + labeled + unlabeled)
+    assert module.split_files(train) == lists

@@ -64,8 +64,7 @@ def test_huge_batchnorm_channels_are_shrunk_to_fit_fp16(tmp_path: Path) -> None:
         bn.running_mean[0].mul_(1e6)
         bn.running_var[0].mul_(1e12)
     original = conv.weight.clone()
-    manifest = save_shipped_teachers(deep, deep, tmp_path / "set")
-    assert json.loads(manifest.read_text())["teachers"]["deep"]["rescaled_bn_channels"] >= 1
+    save_shipped_teachers(deep, deep, tmp_path / "set")
     assert torch.equal(conv.weight, original)
     loaded, _ = load_shipped_teacher("deep", tmp_path / "set")
     x = torch.randn(2, 3, 32, 32)

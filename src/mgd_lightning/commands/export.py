@@ -4,6 +4,8 @@ Example::
 
     mgd-lightning export --checkpoint runs/checkpoints/last.ckpt --format onnx \\
         --output student.onnx --opset 17 --verify
+    mgd-lightning export --checkpoint runs/checkpoints/last.ckpt --format safetensors \\
+        --output student.safetensors     # fp16 weights + network description, for this library
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Literal
 
 from jsonargparse import ArgumentParser
 
-from mgd_lightning.export import DEFAULT_OPSET, export
+from mgd_lightning.export import DEFAULT_OPSET, export, export_safetensors
 from mgd_lightning.parsing import add_flag, add_size, command_parser, parse_size, run_command
 
 __all__ = ["build_parser", "main"]
@@ -24,14 +26,20 @@ def build_parser() -> ArgumentParser:
     parser = command_parser(
         "mgd-lightning export",
         "Export the trained student of a checkpoint (any of this library's training modules) "
-        "to ONNX or TorchScript. The model takes normalised (B, 3, H, W) float32 images and "
-        "returns logits (B, K, H, W); batch, height and width are dynamic.",
+        "to ONNX or TorchScript (normalised (B, 3, H, W) float32 images in, logits "
+        "(B, K, H, W) out; batch, height and width dynamic), or to a safetensors file of fp16 "
+        "weights and the network description that mgd-lightning evaluate and load_student read.",
     )
     parser.add_argument("--checkpoint", type=str, required=True, help="checkpoint (last.ckpt)")
     parser.add_argument(
-        "--format", type=Literal["onnx", "torchscript"], default="onnx", help="default: onnx"
+        "--format",
+        type=Literal["onnx", "torchscript", "safetensors"],
+        default="onnx",
+        help="default: onnx",
     )
-    parser.add_argument("--output", type=str, required=True, help="file to write (.onnx, .pt)")
+    parser.add_argument(
+        "--output", type=str, required=True, help="file to write (.onnx, .pt, .safetensors)"
+    )
     parser.add_argument(
         "--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})"
     )
@@ -53,6 +61,10 @@ def main(args: Sequence[str]) -> int:
     onnx_only = {"opset": options.opset, "dynamic": not options.static}
 
     def run() -> None:
+        if options.format == "safetensors":
+            path, digest = export_safetensors(options.checkpoint, options.output)
+            print(f"wrote {path} (safetensors, fp16, sha256 {digest})")
+            return
         path = export(
             options.checkpoint,
             options.output,

@@ -20,7 +20,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["SplitEntry", "nested_partition", "read_split_file", "sample_name"]
+__all__ = [
+    "SplitEntry",
+    "heldout_partitions",
+    "nested_partition",
+    "read_split_file",
+    "sample_name",
+]
 
 _NAME_SUFFIXES = ("_leftImg8bit", "_gtFine_labelTrainIds", "_gtFine_labelIds", "_gtFine")
 
@@ -130,3 +136,50 @@ def nested_partition(
     labeled = [name for name, c in zip(names, chosen, strict=True) if c]
     unlabeled = [name for name, c in zip(names, chosen, strict=True) if not c]
     return labeled, unlabeled
+
+
+def heldout_partitions(
+    names: Sequence[str],
+    heldout_prefix: str,
+    ratios: dict[str, float],
+    seed: int = 0,
+) -> tuple[list[str], dict[str, tuple[list[str], list[str]]]]:
+    """Keep the ids starting with ``heldout_prefix`` out, and partition the rest.
+
+    The protocol of a cross-sequence check: one sequence of the training list (CamVid's
+    ``0006R0``) is in neither the labeled nor the unlabeled pool and is scored as an extra
+    evaluation split. The remaining ids are partitioned with :func:`nested_partition` (one
+    seeded permutation, so the labeled sets are nested across ratios).
+
+    Args:
+        names: all training ids, in the order of the training list (unique).
+        heldout_prefix: the prefix of the held-out ids (e.g. ``"0006R0_"``).
+        ratios: partition name -> labeled share, e.g. ``{"1-8": 1 / 8}``.
+        seed: seed of the permutation.
+
+    Returns:
+        ``(heldout, partitions)``: the held-out ids, and partition name -> ``(labeled,
+        unlabeled)``, all in the order of ``names``.
+
+    Raises:
+        ValueError: no id or every id starts with ``heldout_prefix`` (and as
+            :func:`nested_partition`).
+
+    Examples:
+        >>> ids = [f"A_{i}" for i in range(16)] + [f"B_{i}" for i in range(4)]
+        >>> heldout, parts = heldout_partitions(ids, "B_", {"1-8": 1 / 8, "1-4": 1 / 4})
+        >>> len(heldout), [len(parts[p][0]) for p in ("1-8", "1-4")]
+        (4, [2, 4])
+        >>> set(parts["1-8"][0]) <= set(parts["1-4"][0])
+        True
+    """
+    heldout = [n for n in names if n.startswith(heldout_prefix)]
+    rest = [n for n in names if not n.startswith(heldout_prefix)]
+    if not heldout or not rest:
+        raise ValueError(
+            f"`heldout_prefix`={heldout_prefix!r} matches {len(heldout)} of {len(names)} ids; "
+            "it must hold out some ids and leave some to train on"
+        )
+    return heldout, {
+        name: nested_partition(rest, ratio, seed) for name, ratio in ratios.items()
+    }

@@ -37,10 +37,14 @@ from mgd_lightning.models.shipped import (
     shipped_teacher_file,
 )
 from mgd_lightning.models.spec import (
+    STUDENT_FILE_FORMAT,
     build_network,
     load_student,
     network_from_checkpoint,
     network_spec,
+    portable_spec,
+    read_student_file,
+    storage_state_dict,
 )
 from mgd_lightning.models.teachers import BNMode, TeacherName, TeacherOutputs, TeacherPair
 from mgd_lightning.models.weights import (
@@ -53,6 +57,7 @@ from mgd_lightning.models.weights import (
 
 __all__ = [
     "ASPP",
+    "STUDENT_FILE_FORMAT",
     "BNMode",
     "BackboneBN",
     "BackboneLoadReport",
@@ -84,11 +89,14 @@ __all__ = [
     "load_student",
     "network_from_checkpoint",
     "network_spec",
+    "portable_spec",
     "profile_report",
     "read_manifest",
+    "read_student_file",
     "reparametrise_batchnorm",
     "save_shipped_teachers",
     "segment",
     "sha256_file",
     "shipped_teacher_file",
+    "storage_state_dict",
 ]

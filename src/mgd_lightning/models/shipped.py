@@ -15,7 +15,6 @@ synthetic scenes (:class:`~mgd_lightning.datamodules.SyntheticDataModule`), trai
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 from pathlib import Path
@@ -24,8 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mgd_lightning.models.batchnorm import shrink_batchnorm_inputs
-from mgd_lightning.models.spec import build_network, network_spec
+from mgd_lightning.models.spec import build_network, portable_spec, storage_state_dict
 from mgd_lightning.models.weights import load_state_dict_file, load_state_dict_strict, sha256_file
 
 __all__ = [
@@ -202,39 +200,8 @@ def save_shipped_teachers(
     per_teacher = dict(extra.pop("teachers", {}) or {})
     teachers: dict[str, Any] = {}
     for role, network in zip(_ROLES, (deep, wide), strict=True):
-        spec = network_spec(network)
-        if spec is None:
-            raise ValueError(
-                f"the {role} teacher ({type(network).__name__}) has no network description "
-                "(`init_args`); ship networks of this library (e.g. DeepLabV3Plus)"
-            )
-        # The shipped weights replace whatever the network was first built from.
-        init_args = dict(spec.get("init_args") or {})
-        for key, value in (("pretrained", False), ("weights", None), ("backbone_weights", None)):
-            if key in init_args:
-                init_args[key] = value
-        spec = {**spec, "init_args": init_args}
-        # Channels whose running std is far beyond fp16's comfort are scaled down first (same
-        # eval function; models/batchnorm.shrink_batchnorm_inputs). The caller's network is
-        # left as it is.
-        rescaled = 0
-        backbone = getattr(network, "backbone", None)
-        if isinstance(backbone, nn.Module):
-            network = copy.deepcopy(network)
-            rescaled = shrink_batchnorm_inputs(network.backbone)
-        state = {
-            key: (value.detach().to(dtype) if value.is_floating_point() else value.detach())
-            .contiguous()
-            .cpu()
-            for key, value in network.state_dict().items()
-        }
-        overflow = [k for k, v in state.items() if v.is_floating_point() and not v.isfinite().all()]
-        if overflow:
-            raise ValueError(
-                f"the {role} teacher has values that do not fit {dtype} (they become inf): "
-                f"{overflow[:5]}; store it in a wider dtype (dtype=torch.float32) or rescale "
-                "those layers"
-            )
+        spec = portable_spec(network, f"the {role} teacher")
+        state = storage_state_dict(network, dtype, f"the {role} teacher")
         file = out / f"teacher_{role}.safetensors"
         save_file(state, os.fspath(file))
         teachers[role] = {
@@ -243,7 +210,6 @@ def save_shipped_teachers(
             "bytes": file.stat().st_size,
             "sha256": sha256_file(file),
             "dtype": str(dtype).removeprefix("torch."),
-            "rescaled_bn_channels": rescaled,
             "network": spec,
         }
     manifest = {"format": _FORMAT, **extra, "teachers": teachers}

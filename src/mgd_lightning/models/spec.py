@@ -5,21 +5,50 @@ described as ``{"class_path": "pkg.module.Class", "init_args": {...}}`` and rebu
 description. Training modules store the description of their network in every checkpoint
 (key ``"mgd_network"``), which is how :func:`load_student` and ``TeacherPair`` rebuild a student
 or a teacher from a checkpoint file alone.
+
+A student alone can also be stored as a self-describing safetensors file
+(:func:`mgd_lightning.export.export_safetensors` writes it, :func:`read_student_file` and
+:func:`load_student` read it): its weights (fp16 by default) and, in the safetensors metadata,
+``format`` (:data:`STUDENT_FILE_FORMAT`), ``network`` (the JSON description, with the
+ImageNet-initialisation arguments cleared so that loading needs no other file) and ``info``
+(JSON: how it was made).
 """
 
 from __future__ import annotations
 
+import copy
 import importlib
+import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 
-from mgd_lightning.models.weights import load_checkpoint, load_network_weights
+from mgd_lightning.models.weights import (
+    load_checkpoint,
+    load_network_weights,
+    load_state_dict_file,
+    load_state_dict_strict,
+)
 
-__all__ = ["build_network", "load_student", "network_from_checkpoint", "network_spec"]
+__all__ = [
+    "STUDENT_FILE_FORMAT",
+    "build_network",
+    "load_student",
+    "network_from_checkpoint",
+    "network_spec",
+    "portable_spec",
+    "read_student_file",
+    "storage_state_dict",
+]
+
+#: The ``format`` metadata of a student safetensors file.
+STUDENT_FILE_FORMAT = "mgd-lightning student v1"
+#: Constructor arguments that load initial weights; cleared when stored weights replace them.
+_INITIALISATION = (("pretrained", False), ("weights", None), ("backbone_weights", None))
 
 # Packages whose classes a description may name without being imported first.
 _TRUSTED_PACKAGES = ("mgd_lightning.",)
@@ -39,6 +68,122 @@ def network_spec(network: nn.Module) -> dict[str, Any] | None:
         return None
     cls = type(network)
     return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": dict(init_args)}
+
+
+def _without_initialisation(spec: dict[str, Any]) -> dict[str, Any]:
+    init_args = dict(spec.get("init_args") or {})
+    for key, value in _INITIALISATION:
+        if key in init_args:
+            init_args[key] = value
+    return {**spec, "init_args": init_args}
+
+
+def portable_spec(network: nn.Module, what: str = "the network") -> dict[str, Any]:
+    """The description of a network whose stored weights replace its initialisation.
+
+    :func:`network_spec` with ``pretrained`` False and ``weights`` and ``backbone_weights``
+    None, so that rebuilding it reads no ImageNet or other weight file.
+
+    Raises:
+        ValueError: the network has no description (no ``init_args``).
+    """
+    spec = network_spec(network)
+    if spec is None:
+        raise ValueError(
+            f"{what} ({type(network).__name__}) has no network description (`init_args`); "
+            "store networks of this library (e.g. DeepLabV3Plus)"
+        )
+    return _without_initialisation(spec)
+
+
+def storage_state_dict(
+    network: nn.Module, dtype: torch.dtype = torch.float16, what: str = "the network"
+) -> dict[str, Tensor]:
+    """The network's state dict for a weight file: floating tensors in ``dtype``, contiguous.
+
+    Integer buffers (BatchNorm's ``num_batches_tracked``) keep their dtype. Conv + BN channels
+    of the backbone with huge values (near-dead channels of a fine-tuned re-parametrised
+    backbone: filters of 3e7 were seen) are first scaled down in a copy, with the same eval-mode
+    function (:func:`~mgd_lightning.models.batchnorm.shrink_batchnorm_inputs`); ``network``
+    itself is not changed.
+
+    Raises:
+        ValueError: a value does not fit ``dtype`` (it would become inf); the message names
+            the tensors.
+    """
+    from mgd_lightning.models.batchnorm import shrink_batchnorm_inputs
+
+    backbone = getattr(network, "backbone", None)
+    if isinstance(backbone, nn.Module) and dtype in (torch.float16, torch.bfloat16):
+        network = copy.deepcopy(network)
+        shrink_batchnorm_inputs(network.backbone)  # type: ignore[arg-type]
+    state = {
+        key: (value.detach().to(dtype) if value.is_floating_point() else value.detach())
+        .contiguous()
+        .cpu()
+        for key, value in network.state_dict().items()
+    }
+    overflow = [k for k, v in state.items() if v.is_floating_point() and not v.isfinite().all()]
+    if overflow:
+        raise ValueError(
+            f"{what} has values that do not fit {dtype} (they become inf): {overflow[:5]}; "
+            "store it in a wider dtype (dtype=torch.float32) or rescale those layers"
+        )
+    return state
+
+
+def read_student_file(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the student of a safetensors file of ``export_safetensors``, weights loaded.
+
+    The stored (fp16) weights are cast to the network's dtype (fp32) and loaded strictly.
+
+    Args:
+        path: the ``.safetensors`` file.
+
+    Returns:
+        ``(network, info)``: the network in eval mode on the CPU, and the file's ``info``
+        metadata (how it was made) with ``"network"`` (the description) added.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file is damaged, not safetensors, or holds no student description.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise FileNotFoundError(
+            f"weights file {os.fspath(file)!r} does not exist (or is not a file); give a "
+            "student .safetensors file written by export_safetensors or benchmarks/camvid.py"
+        )
+    try:
+        with safe_open(os.fspath(file), framework="pt") as handle:
+            metadata = dict(handle.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ValueError(
+            f"cannot read {os.fspath(file)!r} as safetensors: it is truncated, damaged or not a "
+            f"safetensors file ({str(error).strip().splitlines()[0] if str(error) else error!r}); "
+            "replace it"
+        ) from error
+    if metadata.get("format") != STUDENT_FILE_FORMAT or "network" not in metadata:
+        raise ValueError(
+            f"{os.fspath(file)!r} is not a student file of this library (its metadata lacks "
+            f"'format': {STUDENT_FILE_FORMAT!r} and 'network'); build the network yourself "
+            "and load the weights with load_network_weights(network, path)"
+        )
+    try:
+        spec = json.loads(metadata["network"])
+        info = json.loads(metadata.get("info", "{}"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{os.fspath(file)!r}: its metadata is not valid JSON: {error}") from error
+    network = build_network(spec)
+    reference = network.state_dict()
+    state = {
+        key: value.to(reference[key].dtype) if key in reference else value
+        for key, value in load_state_dict_file(file).items()
+    }
+    load_state_dict_strict(network, state, source=os.fspath(file))
+    return network.eval(), {**info, "network": spec}
 
 
 def build_network(spec: dict[str, Any], **overrides: Any) -> nn.Module:
@@ -100,12 +245,8 @@ def network_from_checkpoint(path: str | os.PathLike[str], load_weights: bool = F
             "written by this library's training modules: build the network yourself and load "
             "the weights with load_network_weights(network, path)"
         )
-    init_args = dict(spec.get("init_args") or {})
     # The checkpoint's own weights replace whatever the network was first built from.
-    for key, value in (("pretrained", False), ("weights", None), ("backbone_weights", None)):
-        if key in init_args:
-            init_args[key] = value
-    network = build_network({"class_path": spec["class_path"], "init_args": init_args})
+    network = build_network(_without_initialisation(spec))
     if load_weights:
         load_network_weights(network, path)
     return network
@@ -118,7 +259,8 @@ def load_student(network_or_checkpoint: nn.Module | str | os.PathLike[str]) -> n
         network_or_checkpoint: a network; a training module (its ``network``: the student of a
             ``DistillationModule``, branch 1 of a ``CPSModule``); or the path of a checkpoint of
             this library's training modules (rebuilt with
-            :func:`~mgd_lightning.models.network_from_checkpoint`, weights loaded strictly).
+            :func:`~mgd_lightning.models.network_from_checkpoint`, weights loaded strictly), or
+            of a student ``.safetensors`` file (:func:`read_student_file`).
 
     Returns:
         The network (not a copy when a module was given). A network rebuilt from a checkpoint
@@ -127,8 +269,8 @@ def load_student(network_or_checkpoint: nn.Module | str | os.PathLike[str]) -> n
 
     Raises:
         FileNotFoundError: the checkpoint does not exist.
-        ValueError: the checkpoint holds no network description, or the argument is neither a
-            module nor a path.
+        ValueError: the checkpoint holds no network description (or is damaged), or the
+            argument is neither a module nor a path.
     """
     if isinstance(network_or_checkpoint, nn.Module):
         network = getattr(network_or_checkpoint, "network", network_or_checkpoint)
@@ -136,6 +278,8 @@ def load_student(network_or_checkpoint: nn.Module | str | os.PathLike[str]) -> n
             network = network_or_checkpoint
     elif isinstance(network_or_checkpoint, str | os.PathLike):
         path = Path(network_or_checkpoint).expanduser()
+        if path.suffix == ".safetensors":
+            return read_student_file(path)[0]
         if not path.is_file():
             raise FileNotFoundError(
                 f"checkpoint {path} does not exist (or is not a file); give the path of a "
