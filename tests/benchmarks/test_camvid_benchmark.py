@@ -26,6 +26,9 @@ TINY = [
     "--trainer.precision=32-true",
     "--data.init_args.batch_size=2",
     "--data.init_args.crop_size=[32,32]",
+    # train-mode BN over 2 random 32x32 crops (1x1 maps at stride 32) gives gradients of 1e8:
+    # a step at any usual lr blows the filters up past what an fp16 student file can hold
+    "--model.init_args.lr=1e-7",
 ]
 
 
@@ -79,14 +82,23 @@ def _fake_imagenet_mbv2(path: Path) -> Path:
     return path
 
 
-def test_camvid_benchmark_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+HEADLINE = ["teacher_deep", "teacher_wide", "mbv2_pre_sup", "mbv2_pre_mgd", "mbv2_pre_sup_4x"]
+
+
+@pytest.mark.parametrize("full", [False, pytest.param(True, marks=pytest.mark.slow)],
+                         ids=["headline-stages", "all-stages"])
+def test_camvid_benchmark_end_to_end(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], full: bool
+) -> None:
+    """Every stage (slow: 19 runs), or the headline pair with its teachers and plateau check."""
     bench = _load()
     root = _fake_camvid(tmp_path / "camvid")
     out, weights_dir = tmp_path / "out", tmp_path / "weights"
     args = [
         "--data-root", str(root), "--out", str(out), "--seeds", "0", "1",
         "--backbone-weights", str(_fake_imagenet_mbv2(tmp_path / "mbv2.safetensors")),
-        "--weights-dir", str(weights_dir), "--", *TINY,
+        "--weights-dir", str(weights_dir), *([] if full else ["--stages", *HEADLINE]),
+        "--", *TINY,
     ]
     assert bench.main(args) == 0
     base = out / "heldout_0006R0"
@@ -94,9 +106,12 @@ def test_camvid_benchmark_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtu
     # Teachers, the plateau check, the headroom and the ablation once (seed 0); the six
     # students for both seeds.
     trained = sorted(p.parent.relative_to(base).as_posix() for p in base.rglob("stage.json"))
-    students = ["mbv2_pre_sup", "mbv2_pre_mgd", "mbv2_mgd", "mbv2_sup", "r18_mgd", "r18_sup"]
+    students = ["mbv2_pre_sup", "mbv2_pre_mgd"]
+    once = list(bench.ONCE) if full else ["mbv2_pre_sup_4x"]
+    if full:
+        students += ["mbv2_mgd", "mbv2_sup", "r18_mgd", "r18_sup"]
     assert trained == sorted(
-        [f"1-8/s0/{s}" for s in [*students, "teacher_deep", "teacher_wide", *bench.ONCE]]
+        [f"1-8/s0/{s}" for s in [*students, "teacher_deep", "teacher_wide", *once]]
         + [f"1-8/s1/{s}" for s in students]
     )
     record = json.loads((base / "1-8/s1/mbv2_pre_mgd/stage.json").read_text())
@@ -106,10 +121,11 @@ def test_camvid_benchmark_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert f"--model.init_args.teachers.init_args.deep_weights={deep}" in record["args"]
     assert any(a.endswith("=" + str(tmp_path / "mbv2.safetensors")) for a in record["args"])
     # The ablation switches terms off; the headroom uses the protocol's 1/2 lists; 4x steps.
-    record = json.loads((base / "1-8/s0/r18_mgd_pixel/stage.json").read_text())
-    assert "--model.init_args.image_weight=0" in record["args"]
-    record = json.loads((base / "1-8/s0/r18_sup_half/stage.json").read_text())
-    assert any(a.endswith("heldout_0006R0/1-2/labeled.txt") for a in record["args"])
+    if full:
+        record = json.loads((base / "1-8/s0/r18_mgd_pixel/stage.json").read_text())
+        assert "--model.init_args.image_weight=0" in record["args"]
+        record = json.loads((base / "1-8/s0/r18_sup_half/stage.json").read_text())
+        assert any(a.endswith("heldout_0006R0/1-2/labeled.txt") for a in record["args"])
     record = json.loads((base / "1-8/s0/mbv2_pre_sup_4x/stage.json").read_text())
     assert record["args"][-1] == "--trainer.max_steps=4" and record["steps"] == 4
 
@@ -117,9 +133,9 @@ def test_camvid_benchmark_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert results["protocol"] == "heldout_0006R0"
     part = results["partitions"]["1-8"]
     assert part["splits"] == ["val", "heldout"]
-    assert part["models"]["r18_sup"]["seeds"] == [0, 1]
+    assert part["models"]["mbv2_pre_sup"]["seeds"] == [0, 1]
     assert part["models"]["teacher_deep"]["seeds"] == [0]
-    eval0 = json.loads((base / "1-8/s0/r18_sup/eval.json").read_text())
+    eval0 = json.loads((base / "1-8/s0/mbv2_pre_sup/eval.json").read_text())
     assert eval0["heldout"]["num_images"] == 101 and eval0["val"]["num_images"] == 3
     for split in ("val", "heldout"):
         sup = part["models"]["mbv2_pre_sup"][f"{split}_miou"]
@@ -128,16 +144,19 @@ def test_camvid_benchmark_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtu
         assert gain["differences"] == pytest.approx([m - s for m, s in zip(mgd, sup, strict=True)])
         assert gain["n"] == 2 and (gain["p_value"] is None or 0.0 <= gain["p_value"] <= 1.0)
     assert set(part["plateau"]) == {"stages", "seed", "val", "heldout"}
-    assert set(part["ablation"]) == {"r18_sup", "r18_mgd_pixel", "r18_mgd_pixel_image", "r18_mgd"}
-    assert part["models"]["r18_sup"]["params"] > part["models"]["mbv2_sup"]["params"]
-    assert part["models"]["teacher_wide"]["flops"] > part["models"]["r18_sup"]["flops"]
+    assert part["models"]["teacher_wide"]["flops"] > part["models"]["mbv2_pre_sup"]["flops"]
     table = (base / "results.md").read_text()
-    assert "| ResNet-18 (scratch), MGD | 2 |" in table and "Ablation" in table
+    if full:
+        assert set(part["ablation"]) == {
+            "r18_sup", "r18_mgd_pixel", "r18_mgd_pixel_image", "r18_mgd"}
+        assert part["models"]["r18_sup"]["params"] > part["models"]["mbv2_sup"]["params"]
+        assert "| ResNet-18 (scratch), MGD | 2 |" in table and "Ablation" in table
     assert "MobileNet-v2 (ImageNet), MGD minus labeled only, `heldout`" in table
     assert "paired t-test p = " in table
     assert "4x steps minus 1x steps (seed 0)" in table
-    assert "Teacher wide (WRN-26-2, scratch) minus ResNet-18 (scratch), labeled only" in table
-    assert "Headroom: ResNet-18 labeled only with 1/2 labels minus with 1-8 labels" in table
+    if full:
+        assert "Teacher wide (WRN-26-2, scratch) minus ResNet-18 (scratch), labeled only" in table
+        assert "Headroom: ResNet-18 labeled only with 1/2 labels minus with 1-8 labels" in table
     assert "minutes per stage" in capsys.readouterr().out
 
     # The seed-0 pretrained students' files: recorded with their SHA-256, and the evaluate
@@ -166,9 +185,10 @@ def test_camvid_benchmark_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert {p: p.stat().st_mtime_ns for p in before} == before
 
     # A finished stage is not reused under other arguments: here another step count.
-    refused = [*args[: args.index("--")], "--stages", "r18_sup", "--", *TINY[1:],
+    refused = [*args[: args.index("--")], "--stages", "mbv2_pre_sup", "--", *TINY[1:],
                "--trainer.max_steps=2"]
-    with pytest.raises(RuntimeError, match=r"r18_sup holds a finished stage trained with other"):
+    with pytest.raises(RuntimeError,
+                       match=r"mbv2_pre_sup holds a finished stage trained with other"):
         bench.main(refused)
 
 

@@ -186,7 +186,9 @@ def test_shrink_keeps_the_eval_function_and_fits_fp16() -> None:
         after = net(x).logits
     assert count >= 4
     assert _rel(after, before) < 1e-4  # the dead channel makes the logits huge: relative
-    for conv, bn in batchnorm_pairs(net.backbone):
+    state = net.state_dict()
+    assert all(v.half().isfinite().all() for v in state.values() if v.is_floating_point())
+    for conv, bn in batchnorm_pairs(net.backbone)[:3]:  # the ordinary big channels: in range
         assert conv.weight.abs().max() <= 256.0 * (1 + 1e-5)
         assert bn.running_var.max() <= 16.0**2 * (1 + 1e-5)
-    assert shrink_batchnorm_inputs(net.backbone) == 0
+    assert bn.weight.abs().max() <= 4096 * (1 + 1e-5)

@@ -180,7 +180,8 @@ def freeze_batchnorm_statistics(module: nn.Module) -> None:
 
 @torch.no_grad()
 def shrink_batchnorm_inputs(
-    backbone: nn.Module, max_std: float = 16.0, max_weight: float = 256.0
+    backbone: nn.Module, max_std: float = 16.0, max_weight: float = 256.0,
+    max_bn_weight: float = 4096.0,
 ) -> int:
     """Scale down conv + BN channels with huge values, keeping the eval-mode function exactly.
 
@@ -188,7 +189,8 @@ def shrink_batchnorm_inputs(
     nearly dead channels with conv filters and running variances far beyond fp16's range
     (filters of 3e7, variances of 2e9 were seen), although the BN output is ordinary. For each
     channel whose running std exceeds ``max_std`` or whose filter exceeds ``max_weight`` in
-    absolute value, with ``k`` the larger of the two ratios::
+    absolute value, with ``k`` the larger of the two ratios (capped so that the BN weight stays
+    within ``max_bn_weight``)::
 
         conv filter, conv bias, running_mean <- / k,    running_var v <- v / k^2
         BN weight gamma <- gamma * sqrt(v + k^2 eps) / sqrt(v + eps)
@@ -201,6 +203,7 @@ def shrink_batchnorm_inputs(
         backbone: a module whose BN layers each follow their conv (:func:`batchnorm_pairs`).
         max_std: the largest running std left unchanged.
         max_weight: the largest absolute filter value left unchanged.
+        max_bn_weight: the largest absolute BN weight the rescaling may create.
 
     Returns:
         The number of channels rescaled.
@@ -211,7 +214,11 @@ def shrink_batchnorm_inputs(
             continue
         var = bn.running_var.float()
         peak = conv.weight.detach().abs().flatten(1).amax(1).float()
-        k = torch.maximum(var.sqrt() / max_std, peak / max_weight).clamp_min(1.0)
+        k = torch.maximum(var.sqrt() / max_std, peak / max_weight)
+        # ... but never so large that the BN weight grows past max_bn_weight (gamma * gain)
+        room = (max_bn_weight / bn.weight.detach().abs().float().clamp_min(1e-12)).square()
+        k_cap = ((room * (var + bn.eps) - var) / bn.eps).clamp_min(1.0).sqrt()
+        k = torch.minimum(k, k_cap).clamp_min(1.0)
         big = k > 1.0
         if not bool(big.any()):
             continue
