@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from mgd_lightning.models.batchnorm import shrink_batchnorm_inputs
 from mgd_lightning.models.weights import (
     load_checkpoint,
     load_network_weights,
@@ -111,8 +112,6 @@ def storage_state_dict(
         ValueError: a value does not fit ``dtype`` (it would become inf); the message names
             the tensors.
     """
-    from mgd_lightning.models.batchnorm import shrink_batchnorm_inputs
-
     backbone = getattr(network, "backbone", None)
     if isinstance(backbone, nn.Module) and dtype in (torch.float16, torch.bfloat16):
         network = copy.deepcopy(network)
