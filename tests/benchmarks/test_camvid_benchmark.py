@@ -232,7 +232,11 @@ def test_camvid_benchmark_refuses_a_wrong_root(
 
 @pytest.mark.slow
 def test_committed_student_files_reproduce_results() -> None:
-    """The committed student files score exactly what the committed results.json records."""
+    """The committed student files score what the committed results.json records.
+
+    Within 1e-4 (0.01 mIoU points): another CPU or thread count sums the confusion-matrix
+    inputs in another order, which moves the last digits (seen: 0.28093522 vs 0.28093513).
+    """
     from mgd_lightning.evaluation import evaluate_student_file
 
     folder = SCRIPT.parent / "results" / "camvid"
@@ -250,4 +254,7 @@ def test_committed_student_files_reproduce_results() -> None:
         for split, source in (("val", "val"), ("heldout", heldout)):
             if entry.get(f"{split}_miou") is not None:
                 scores = evaluate_student_file(path, root, source)
-                assert scores["miou"] == entry[f"{split}_miou"], (path, split)
+                assert scores["miou"] == pytest.approx(entry[f"{split}_miou"], abs=1e-4), (
+                    path,
+                    split,
+                )
