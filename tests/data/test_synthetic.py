@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -55,15 +53,25 @@ def test_class_colours_overlap() -> None:
     assert gaps.min() < 2 * spreads.mean()  # some class colour distributions overlap
 
 
-def test_sample_128px_takes_a_few_ms() -> None:
-    scenes = SyntheticScenes(128, seed=0)
-    scenes.render(0)
-    n = 50
-    start = time.perf_counter()
-    for i in range(n):
-        scenes.render(i)
-    per_sample_ms = (time.perf_counter() - start) / n * 1e3
-    assert per_sample_ms < 10.0, f"{per_sample_ms:.2f} ms per 128x128 scene"
+def test_rendered_scenes_are_cached_read_only_and_bounded() -> None:
+    scenes = SyntheticScenes(32, seed=0)
+    image, mask = scenes.render(3)
+    again = scenes.render(3)
+    assert again[0] is image and again[1] is mask  # from the cache, not re-rendered
+    assert not image.flags.writeable and not mask.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        image[0, 0, 0] = 1
+    assert scenes.render(3, "val")[0] is not image  # the split is part of the key
+    uncached = SyntheticScenes(32, seed=0, cache_mb=0)
+    fresh = uncached.render(3)
+    assert fresh[0] is not uncached.render(3)[0] and fresh[0].flags.writeable
+    assert np.array_equal(fresh[0], image) and np.array_equal(fresh[1], mask)
+    # The limit counts scenes of 4 * H * W bytes: 1 KiB here, so 0.002 MiB holds two.
+    small = SyntheticScenes(16, seed=0, cache_mb=0.002)
+    for i in range(4):
+        small.render(i)
+    assert small.render(0)[0] is small.render(0)[0]
+    assert small.render(3)[0] is not small.render(3)[0]
 
 
 def test_dataset_with_train_transform() -> None:
@@ -80,3 +88,5 @@ def test_bad_arguments() -> None:
         SyntheticScenes(4)
     with pytest.raises(ValueError, match="objects"):
         SyntheticScenes(32, objects=(3, 2))
+    with pytest.raises(ValueError, match="cache_mb"):
+        SyntheticScenes(32, cache_mb=-1)

@@ -124,6 +124,25 @@ def test_batched_views_equal_separate_calls() -> None:
             torch.testing.assert_close(out.features, alone.features, atol=1e-5, rtol=1e-5)
 
 
+def test_channels_last_keeps_the_function_and_the_loaded_weights() -> None:
+    deep_src, wide_src = make_tiny(seed=7), make_tiny(seed=8)
+    states = deep_src.state_dict(), wide_src.state_dict()
+    plain = TeacherPair.from_state_dicts(make_tiny(), make_tiny(), *states, autocast_dtype=None)
+    fast = TeacherPair.from_state_dicts(
+        make_tiny(), make_tiny(), *states, autocast_dtype=None, channels_last=True
+    )
+    weights = [p for p in fast.parameters() if p.dim() == 4]
+    assert weights and all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)
+    assert torch.equal(fast.wide.classifier.weight, wide_src.classifier.weight)
+    assert "channels_last=True" in repr(fast)
+    x = torch.randn(3, 3, 32, 32)
+    for name in ("deep", "wide"):
+        a, b = plain.run(name, x), fast.run(name, x)  # type: ignore[arg-type]
+        torch.testing.assert_close(b.logits, a.logits, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(b.features, a.features, atol=1e-4, rtol=1e-4)
+        assert b.logits.dtype == x.dtype and not b.logits.requires_grad
+
+
 def test_one_batch_is_one_view() -> None:
     pair = _pair()
     x = torch.randn(2, 3, 32, 32)
