@@ -107,7 +107,7 @@ class TeacherPair(nn.Module):
             excludes ``deep``, ``wide`` and the weight files.
         channels_last: keep the teachers' weights in ``torch.channels_last`` memory format
             and pass each input in it. Same function up to float rounding; on this project's
-            CPU it made the bf16-autocast passes of the shipped teachers about 1.3x faster
+            CPU it made the main job's MGD training step about 1.2x faster
             (``docs/performance.md``). Off by default.
 
     Attributes:
