@@ -21,10 +21,10 @@ from pathlib import Path
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-import numpy as np
 import torch
 
-from mgd_lightning.data.synthetic import SyntheticScenes
+from mgd_lightning.data.synthetic import SyntheticScenes, SyntheticSegmentationDataset
+from mgd_lightning.data.transforms import eval_transform
 from mgd_lightning.models import TeacherPair
 
 SETTINGS = {
@@ -35,13 +35,11 @@ SETTINGS = {
 
 
 def _images(batch: int) -> torch.Tensor:
-    """``batch`` synthetic test scenes, normalised as the datamodule does (ImageNet mean/std)."""
-    scenes = SyntheticScenes(64, seed=0)
-    raw = np.stack([scenes.render(i, "test")[0] for i in range(batch)])
-    x = torch.from_numpy(raw).permute(0, 3, 1, 2).float() / 255.0
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-    return (x - mean) / std
+    """``batch`` synthetic test scenes, through the datamodule's own evaluation transform."""
+    scenes = SyntheticSegmentationDataset(
+        SyntheticScenes(64, seed=0), range(batch), "test", transform=eval_transform()
+    )
+    return torch.stack([scenes[i]["image"] for i in range(batch)])
 
 
 def _seconds(run: Callable[[], object], repeats: int, warmup: int) -> float:
@@ -88,9 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
           "| argmax = fp32 (deep, wide) |")
     print("|---|---:|---:|---:|")
     for r in rows:
-        r["speedup_over_bf16_autocast"] = base / r["seconds"]
+        speedup = r["speedup_over_bf16_autocast"] = base / r["seconds"]
         agree = r["agreement_with_fp32"]
-        speedup = r["speedup_over_bf16_autocast"]
         print(f"| {r['setting']} | {1000 * r['seconds']:.1f} | {speedup:.2f}x"
               f" | {100 * agree['deep']:.2f}%, {100 * agree['wide']:.2f}% |")
     if args.json:
