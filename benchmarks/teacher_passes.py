@@ -17,7 +17,6 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
@@ -25,6 +24,7 @@ import torch
 
 from mgd_lightning.data.synthetic import SyntheticScenes, SyntheticSegmentationDataset
 from mgd_lightning.data.transforms import eval_transform
+from mgd_lightning.files import write_text_atomic
 from mgd_lightning.models import TeacherPair
 
 SETTINGS = {
@@ -93,8 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         out = {"shipped": args.shipped, "batch": args.batch, "threads": torch.get_num_threads(),
                "repeats": args.repeats, "rows": rows}
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+        write_text_atomic(args.json, json.dumps(out, indent=2) + "\n")
     return 0
 
 
