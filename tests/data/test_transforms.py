@@ -100,3 +100,26 @@ def test_crop_larger_than_image_only_pads() -> None:
 def test_bad_scales(scales: list[float]) -> None:
     with pytest.raises(ValueError, match="scales"):
         train_transform(crop_size=8, scales=scales)
+
+
+def test_color_jitter_changes_colours_not_masks() -> None:
+    image = _image(40, 40)
+    mask = np.random.default_rng(1).integers(0, 5, (40, 40), dtype=np.uint8)
+    kwargs = {"crop_size": 32, "scales": [1.0], "hflip_prob": 0.0}
+    plain = train_transform(**kwargs)  # type: ignore[arg-type]
+    jitter = train_transform(**kwargs, color_jitter=(0.5, 0.5, 0.5, 0.1))  # type: ignore[arg-type]
+    names = [type(t).__name__ for t in jitter.compose.transforms]
+    assert "ColorJitter" in names and "ColorJitter" not in repr(plain)
+    changed = 0
+    for seed in range(5):
+        (a, mask_a), (b, mask_b) = plain(image, mask, seed=seed), jitter(image, mask, seed=seed)
+        assert mask_a is not None and mask_b is not None
+        assert a.shape == b.shape
+        changed += int(not torch.allclose(a, b))
+    assert changed >= 1  # applied with probability 0.8
+
+
+@pytest.mark.parametrize("bad", [(0.1, 0.1, 0.1), (0.1, -0.1, 0.1, 0.1), (0.1, 0.1, 0.1, 0.6)])
+def test_bad_color_jitter(bad: tuple[float, ...]) -> None:
+    with pytest.raises(ValueError, match="color_jitter"):
+        train_transform(crop_size=8, scales=[1.0], color_jitter=bad)

@@ -130,11 +130,13 @@ def train_transform(
     hflip_prob: float = 0.5,
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
+    color_jitter: Sequence[float] | None = None,
 ) -> SegmentationTransform:
     """The training transform of docs/method.md#training-recipe.
 
-    Flip -> scale from ``scales`` (uniform choice) -> normalise -> pad (image 0 after
-    normalisation, mask ``ignore_index``) to at least ``crop_size`` (centred) -> random crop.
+    Flip -> scale from ``scales`` (uniform choice) -> [colour jitter] -> normalise -> pad (image
+    0 after normalisation, mask ``ignore_index``) to at least ``crop_size`` (centred) -> random
+    crop.
 
     Args:
         crop_size: output size, ``int`` or ``(H, W)``.
@@ -143,6 +145,9 @@ def train_transform(
         hflip_prob: probability of a horizontal flip.
         mean: normalisation mean (RGB in [0, 1]).
         std: normalisation std.
+        color_jitter: optional ``(brightness, contrast, saturation, hue)`` strengths of an
+            ``albumentations.ColorJitter`` applied with probability 0.8 (not in the paper's
+            recipe; it helps models generalise to other lighting). ``None``: off.
 
     Examples:
         >>> t = train_transform(crop_size=32, scales=[0.5])
@@ -154,6 +159,16 @@ def train_transform(
     scale_set = _check_scales(scales)
     if not 0.0 <= hflip_prob <= 1.0:
         raise ValueError(f"`hflip_prob` must be in [0, 1], got {hflip_prob!r}")
+    photometric: list[A.BasicTransform] = []
+    if color_jitter is not None:
+        bad = len(color_jitter) != 4 or not all(v >= 0 for v in color_jitter)
+        if bad or color_jitter[3] > 0.5:
+            raise ValueError(
+                "`color_jitter` must be (brightness, contrast, saturation, hue) strengths >= 0 "
+                f"with hue <= 0.5, got {color_jitter!r}"
+            )
+        b, c, s, h = (float(v) for v in color_jitter)
+        photometric = [A.ColorJitter(brightness=b, contrast=c, saturation=s, hue=h, p=0.8)]
     scale_ops = [
         A.RandomScale(scale_limit=(s - 1.0, s - 1.0), interpolation=cv2.INTER_LINEAR,
                       mask_interpolation=cv2.INTER_NEAREST, p=1.0)
@@ -162,6 +177,7 @@ def train_transform(
     transforms: list[A.BasicTransform] = [
         A.HorizontalFlip(p=hflip_prob),
         scale_ops[0] if len(scale_ops) == 1 else A.OneOf(scale_ops, p=1.0),
+        *photometric,
         A.Normalize(mean=tuple(mean), std=tuple(std), max_pixel_value=255.0),
         A.PadIfNeeded(min_height=height, min_width=width, position="center",
                       border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=ignore_index),

@@ -131,6 +131,8 @@ class SemiSupervisedDataModule(pl.LightningDataModule, abc.ABC):
             to it).
         scales: discrete random-scale set of the training transform.
         hflip_prob: horizontal flip probability.
+        color_jitter: optional ``(brightness, contrast, saturation, hue)`` strengths of a colour
+            jitter on training images (probability 0.8); ``None`` (default, the paper): off.
         seed: seed of the labeled/unlabeled partition (and of generated data).
         labeled_ratio: if given, partition the training list with this labeled share
             (nested across ratios for one seed) instead of reading split files.
@@ -158,6 +160,7 @@ class SemiSupervisedDataModule(pl.LightningDataModule, abc.ABC):
         crop_size: int | tuple[int, int] = 512,
         scales: Sequence[float] = DEFAULT_SCALES,
         hflip_prob: float = 0.5,
+        color_jitter: Sequence[float] | None = None,
         seed: int = 0,
         labeled_ratio: float | None = None,
         n_boxes: int = 3,
@@ -207,6 +210,9 @@ class SemiSupervisedDataModule(pl.LightningDataModule, abc.ABC):
         if not 0.0 <= hflip_prob <= 1.0:
             raise ValueError(f"`hflip_prob` must be in [0, 1], got {hflip_prob!r}")
         self.hflip_prob = hflip_prob
+        self.color_jitter = None if color_jitter is None else tuple(float(v) for v in color_jitter)
+        if self.color_jitter is not None:
+            train_transform(8, [1.0], color_jitter=self.color_jitter)  # checks the values early
         self.seed = int(seed)
         if labeled_ratio is not None and (
             isinstance(labeled_ratio, bool) or not 0.0 < float(labeled_ratio) < 1.0
@@ -245,7 +251,7 @@ class SemiSupervisedDataModule(pl.LightningDataModule, abc.ABC):
     def train_transform(self) -> SegmentationTransform:
         """The random training transform (docs/method.md#training-recipe) with these settings."""
         return train_transform(self.crop_size, self.scales, self.ignore_index, self.hflip_prob,
-                               IMAGENET_MEAN, IMAGENET_STD)
+                               IMAGENET_MEAN, IMAGENET_STD, self.color_jitter)
 
     def eval_transform(self) -> SegmentationTransform:
         """The evaluation transform: normalisation only."""

@@ -77,6 +77,9 @@ class SegmentationTask(L.LightningModule):
         scheduler: Optional scheduler factory called with the optimizer; replaces the default
             ``PolynomialLR`` over ``trainer.estimated_stepping_batches``. Stepped every step.
         supervised_loss: ``"ce"`` (VOC) or ``"ohem"`` (Cityscapes, docs/method.md#supervised-loss).
+        class_weights: optional per-class weights of the ``"ce"`` loss (one per class, >= 0),
+            e.g. median-frequency balancing for rare classes; the loss is then the weighted
+            mean over labelled pixels, as ``torch.nn.functional.cross_entropy`` computes it.
         ohem_threshold: OHEM probability threshold.
         ohem_min_kept: OHEM minimum number of kept pixels per batch (per process).
         ohem_min_kept_per_image: if given, replaces ``ohem_min_kept`` by this number times the
@@ -109,6 +112,7 @@ class SegmentationTask(L.LightningModule):
         optimizer: OptimizerCallable | None = None,
         scheduler: LRSchedulerCallable | None = None,
         supervised_loss: SupervisedLoss = "ce",
+        class_weights: Sequence[float] | None = None,
         ohem_threshold: float = 0.7,
         ohem_min_kept: int = 100_000,
         ohem_min_kept_per_image: int | None = None,
@@ -138,6 +142,16 @@ class SegmentationTask(L.LightningModule):
                 raise ValueError(f"`{name}` must be a finite number >= 0, got {value}")
         if supervised_loss not in ("ce", "ohem"):
             raise ValueError(f"`supervised_loss` must be 'ce' or 'ohem', got {supervised_loss!r}")
+        if class_weights is not None:
+            if supervised_loss != "ce":
+                raise ValueError("`class_weights` applies to supervised_loss='ce' only")
+            if len(class_weights) != num_classes or not all(
+                math.isfinite(w) and w >= 0 for w in class_weights
+            ):
+                raise ValueError(
+                    f"`class_weights` must be {num_classes} finite numbers >= 0 (one per "
+                    f"class), got {list(class_weights)!r}"
+                )
         if eval_mode not in ("whole", "sliding"):
             raise ValueError(f"`eval_mode` must be 'whole' or 'sliding', got {eval_mode!r}")
         if eval_mode == "sliding" and eval_window is None:
@@ -157,6 +171,12 @@ class SegmentationTask(L.LightningModule):
         self.scheduler_factory = scheduler
         self.supervised_loss_name: SupervisedLoss = supervised_loss
         self.ohem_threshold, self.ohem_min_kept = ohem_threshold, ohem_min_kept
+        self.class_weights: Tensor | None
+        self.register_buffer(
+            "class_weights",
+            None if class_weights is None else torch.tensor(list(class_weights), dtype=torch.float),
+            persistent=False,
+        )
         if ohem_min_kept_per_image is not None and (
             isinstance(ohem_min_kept_per_image, bool) or ohem_min_kept_per_image < 0
         ):
@@ -175,7 +195,8 @@ class SegmentationTask(L.LightningModule):
 
     # ------------------------------------------------------------------ losses and checks
     def supervised_loss(self, logits: Tensor, target: Tensor) -> Tensor:
-        """Supervised loss on labeled pixels: mean CE (0 when no pixel is labelled) or OHEM CE.
+        """Supervised loss on labeled pixels: (weighted) mean CE, 0 when no pixel is labelled, or
+        OHEM CE.
 
         Args:
             logits: ``(B, K, H, W)`` logits.
@@ -189,9 +210,14 @@ class SegmentationTask(L.LightningModule):
                 logits, target, self.ohem_threshold, min_kept, self.ignore_index
             )
         per_pixel = F.cross_entropy(
-            logits.float(), target, ignore_index=self.ignore_index, reduction="none"
+            logits.float(), target, weight=self.class_weights, ignore_index=self.ignore_index,
+            reduction="none",
         )
-        return per_pixel.sum() / (target != self.ignore_index).sum().clamp_min(1)
+        labelled = target != self.ignore_index
+        if self.class_weights is None:
+            return per_pixel.sum() / labelled.sum().clamp_min(1)
+        pixel_weights = self.class_weights[target.clamp(0, self.num_classes - 1)] * labelled
+        return per_pixel.sum() / pixel_weights.sum().clamp_min(1e-12)
 
     def _finish_step(
         self, terms: dict[str, Tensor], total: Tensor, batch_size: int
