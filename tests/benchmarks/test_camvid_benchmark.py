@@ -97,7 +97,8 @@ def test_camvid_benchmark_end_to_end(
     args = [
         "--data-root", str(root), "--out", str(out), "--seeds", "0", "1",
         "--backbone-weights", str(_fake_imagenet_mbv2(tmp_path / "mbv2.safetensors")),
-        "--weights-dir", str(weights_dir), *([] if full else ["--stages", *HEADLINE]),
+        "--weights-dir", str(weights_dir),
+        "--stages", *([s.name for s in bench.STAGES] if full else HEADLINE),
         "--", *TINY,
     ]
     assert bench.main(args) == 0
@@ -122,7 +123,7 @@ def test_camvid_benchmark_end_to_end(
     assert any(a.endswith("=" + str(tmp_path / "mbv2.safetensors")) for a in record["args"])
     # The ablation switches terms off; the headroom uses the protocol's 1/2 lists; 4x steps.
     if full:
-        record = json.loads((base / "1-8/s0/r18_mgd_pixel/stage.json").read_text())
+        record = json.loads((base / "1-8/s0/mbv2_pre_mgd_pixel/stage.json").read_text())
         assert "--model.init_args.image_weight=0" in record["args"]
         record = json.loads((base / "1-8/s0/r18_sup_half/stage.json").read_text())
         assert any(a.endswith("heldout_0006R0/1-2/labeled.txt") for a in record["args"])
@@ -148,14 +149,16 @@ def test_camvid_benchmark_end_to_end(
     table = (base / "results.md").read_text()
     if full:
         assert set(part["ablation"]) == {
-            "r18_sup", "r18_mgd_pixel", "r18_mgd_pixel_image", "r18_mgd"}
+            "mbv2_pre_sup", "mbv2_pre_mgd_pixel", "mbv2_pre_mgd_pixel_image", "mbv2_pre_mgd"}
+        assert set(part["ablation"]["mbv2_pre_mgd_pixel"]) == {"val", "heldout"}
         assert part["models"]["r18_sup"]["params"] > part["models"]["mbv2_sup"]["params"]
         assert "| ResNet-18 (scratch), MGD | 2 |" in table and "Ablation" in table
     assert "MobileNet-v2 (ImageNet), MGD minus labeled only, `heldout`" in table
     assert "paired t-test p = " in table
     assert "4x steps minus 1x steps (seed 0)" in table
     if full:
-        assert "Teacher wide (WRN-26-2, scratch) minus ResNet-18 (scratch), labeled only" in table
+        assert "Teacher wide (MobileNet-v2 ImageNet, head 512, stride 32) minus ResNet-18 " \
+            "(scratch), labeled only" in table
         assert "Headroom: ResNet-18 labeled only with 1/2 labels minus with 1-8 labels" in table
     assert "minutes per stage" in capsys.readouterr().out
 
@@ -196,6 +199,9 @@ def test_stage_table_and_arguments(tmp_path: Path) -> None:
     bench = _load()
     names = [s.name for s in bench.STAGES]
     assert names[:4] == ["teacher_deep", "teacher_wide", "mbv2_pre_sup", "mbv2_pre_mgd"]
+    # A plain run: the teachers, the headline pair, its plateau check and its ablation.
+    assert (*names[:4], "mbv2_pre_sup_4x", *bench.ABLATION) == bench.DEFAULT_STAGES
+    assert all(bench.BY_NAME[n].pretrained for n in bench.DEFAULT_STAGES)
     assert bench.GAINS[0] == ("mbv2_pre_mgd", "mbv2_pre_sup")
     pre = [bench.BY_NAME[n] for n in ("mbv2_pre_sup", "mbv2_pre_mgd", "mbv2_pre_sup_4x")]
     assert all(s.pretrained for s in pre) and pre[2].steps_factor == 4
