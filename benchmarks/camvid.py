@@ -58,6 +58,7 @@ from mgd_lightning.models.spec import read_student_file
 from mgd_lightning.models.weights import sha256_file
 from mgd_lightning.pipeline import run_stage
 from mgd_lightning.stats import paired_t_test
+from mgd_lightning.teacher_labels import TeacherLabelCacheCallback
 
 PROJECT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = PROJECT / "configs" / "camvid"
@@ -90,7 +91,7 @@ class Stage:
 STAGES: tuple[Stage, ...] = (
     Stage("teacher_deep", "Teacher deep (MobileNet-v2 ImageNet, head 256, stride 32)",
           "teacher_deep_pretrained.yaml", teacher=True, pretrained=True),
-    Stage("teacher_wide", "Teacher wide (MobileNet-v2 ImageNet, head 512, stride 32)",
+    Stage("teacher_wide", "Teacher wide (MobileNet-v2 ImageNet, head 384, stride 32)",
           "teacher_wide_pretrained.yaml", teacher=True, pretrained=True),
     Stage("mbv2_pre_sup", "MobileNet-v2 (ImageNet), labeled only",
           "student_mbv2_supervised_pretrained.yaml", pretrained=True,
@@ -171,10 +172,14 @@ def _max_steps(config: Path, extra: list[str]) -> int:
     return int(yaml.safe_load(config.read_text())["trainer"]["max_steps"])
 
 
-def stage_dir_name(stage: Stage, configs: dict[str, str]) -> str:
-    """The stage's folder: its name, plus the config's stem when ``--stage-config`` swaps it."""
+def stage_dir_name(stage: Stage, configs: dict[str, str], cache: bool = False) -> str:
+    """The stage's folder: its name, plus the config's stem when ``--stage-config`` swaps it,
+    plus ``cache`` for an MGD stage trained from cached teacher labels."""
     config = configs.get(stage.name, stage.config)
-    return stage.name if config == stage.config else f"{stage.name}@{Path(config).stem}"
+    marks = [] if config == stage.config else [Path(config).stem]
+    if cache and stage.needs_teachers:
+        marks.append("cache")
+    return stage.name if not marks else f"{stage.name}@{'+'.join(marks)}"
 
 
 def stage_args(
@@ -293,6 +298,7 @@ def _evaluate_stage(
         "cpu_seconds": record.get("cpu_seconds"),
         "steps": record["steps"],
         "network": getattr(network, "init_args", None),
+        "teacher_label_cache": bool(info.get("teacher_label_cache")),
     }
     if weights_file is not None:
         path, digest = export_safetensors(network, weights_file, info=info)
@@ -324,8 +330,14 @@ def run(
     configs: dict[str, str] | None = None,
     backbone_weights: str | None = None,
     weights_dir: Path = WEIGHTS_DIR,
+    teacher_label_cache: bool = False,
 ) -> None:
-    """Train (or reuse) and evaluate every stage, in the order that gives a full table first."""
+    """Train (or reuse) and evaluate every stage, in the order that gives a full table first.
+
+    With ``teacher_label_cache`` the MGD stages train from cached teacher labels
+    (:class:`~mgd_lightning.teacher_labels.TeacherLabelCacheCallback`, one cache in each stage's
+    folder) and their folders end in ``@cache``.
+    """
     start = time.perf_counter()
     configs = dict(configs or {})
     base = protocol_dir(out, protocol)
@@ -349,7 +361,9 @@ def run(
     )
     for partition, seed, stage in plan:
         stage_seed = seeds[0] if stage.teacher else seed
-        stage_dir = base / partition / f"s{stage_seed}" / stage_dir_name(stage, configs)
+        cached = teacher_label_cache and stage.needs_teachers
+        stage_dir = (base / partition / f"s{stage_seed}"
+                     / stage_dir_name(stage, configs, teacher_label_cache))
         teachers = teachers_of.get(partition, {})
         if stage.needs_teachers and len(teachers) < 2:
             raise RuntimeError(
@@ -363,8 +377,9 @@ def run(
         if not retrain:
             _check_reuse(stage_dir, args)
         label = f"{partition}/s{seed}/{stage.name}"
+        callbacks = [TeacherLabelCacheCallback(stage_dir / "teacher_labels")] if cached else []
         network, datamodule, record = run_stage(
-            label, args, stage_dir, not retrain, start, progress_every
+            label, args, stage_dir, not retrain, start, progress_every, callbacks
         )
         del datamodule
         if stage.teacher:
@@ -376,6 +391,7 @@ def run(
             "stage": stage.name, "title": stage.title, "protocol": protocol,
             "partition": stage.partition or partition, "seed": seed, "steps": record["steps"],
             "config": configs.get(stage.name, stage.config),
+            "teacher_label_cache": cached,
             "evaluation": "whole 240x180 images (mgd_lightning.evaluation.evaluate_camvid_split)",
         }
         result = _evaluate_stage(
@@ -707,6 +723,11 @@ def main(argv: list[str] | None = None) -> int:
         help="where the seed-0 pretrained MobileNet-v2 student files and a copy of the results "
         f"go (default: {WEIGHTS_DIR})",
     )
+    parser.add_argument(
+        "--teacher-label-cache", action="store_true",
+        help="train the MGD stages from cached teacher labels (teachers then run only on the "
+        "mixed batch; folders <stage>@cache); docs/benchmarks.md gives its label agreement",
+    )
     parser.add_argument("--retrain", action="store_true", help="do not reuse finished stages")
     parser.add_argument(
         "--report-only",
@@ -749,6 +770,7 @@ def main(argv: list[str] | None = None) -> int:
         configs,
         options.backbone_weights,
         options.weights_dir,
+        options.teacher_label_cache,
     )
     return 0
 

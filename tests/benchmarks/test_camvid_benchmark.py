@@ -157,7 +157,7 @@ def test_camvid_benchmark_end_to_end(
     assert "paired t-test p = " in table
     assert "4x steps minus 1x steps (seed 0)" in table
     if full:
-        assert "Teacher wide (MobileNet-v2 ImageNet, head 512, stride 32) minus ResNet-18 " \
+        assert "Teacher wide (MobileNet-v2 ImageNet, head 384, stride 32) minus ResNet-18 " \
             "(scratch), labeled only" in table
         assert "Headroom: ResNet-18 labeled only with 1/2 labels minus with 1-8 labels" in table
     assert "minutes per stage" in capsys.readouterr().out
@@ -187,6 +187,17 @@ def test_camvid_benchmark_end_to_end(
     assert "reusing" in capsys.readouterr().out
     assert {p: p.stat().st_mtime_ns for p in before} == before
 
+    # With --teacher-label-cache the MGD stage trains again, from a cache in its own folder.
+    cached = [*args[: args.index("--")], "--seeds", "0", "--stages", "teacher_deep",
+              "teacher_wide", "mbv2_pre_mgd", "--teacher-label-cache", "--", *TINY]
+    assert bench.main(cached) == 0
+    folder = base / "1-8/s0/mbv2_pre_mgd@cache"
+    assert (folder / "teacher_labels" / "unlabeled" / "meta.json").is_file()
+    assert json.loads((folder / "eval.json").read_text())["teacher_label_cache"] is True
+    assert json.loads((base / "1-8/s0/mbv2_pre_mgd/eval.json").read_text())[
+        "teacher_label_cache"] is False
+    capsys.readouterr()
+
     # A finished stage is not reused under other arguments: here another step count.
     refused = [*args[: args.index("--")], "--stages", "mbv2_pre_sup", "--", *TINY[1:],
                "--trainer.max_steps=2"]
@@ -212,6 +223,11 @@ def test_stage_table_and_arguments(tmp_path: Path) -> None:
     stage = bench.BY_NAME["teacher_deep"]
     configs = {"teacher_deep": "teacher_deep_cps.yaml"}
     assert bench.stage_dir_name(stage, configs) == "teacher_deep@teacher_deep_cps"
+    assert bench.stage_dir_name(stage, configs, cache=True) == "teacher_deep@teacher_deep_cps"
+    mgd = bench.BY_NAME["mbv2_pre_mgd"]
+    assert bench.stage_dir_name(mgd, {}, cache=True) == "mbv2_pre_mgd@cache"
+    swapped = {"mbv2_pre_mgd": "x.yaml"}
+    assert bench.stage_dir_name(mgd, swapped, cache=True) == "mbv2_pre_mgd@x+cache"
     args = bench.stage_args(stage, "root", "1-8", 0, tmp_path, {}, [], "standard", configs)
     assert str(bench.CONFIG_DIR / "teacher_deep_cps.yaml") in args
     assert "--data.init_args.partition=1-8" in args
