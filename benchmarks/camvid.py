@@ -405,7 +405,9 @@ def run(
         _say(f"{label}: {scores}; trained in {spent:.1f} min{reused}", start)
         if stage.name in LEAD_OVER and seed == seeds[0]:
             for teacher in ("teacher_deep", "teacher_wide"):
-                lead = val_of.get((partition, seed, teacher), math.nan) - miou
+                if (partition, seed, teacher) not in val_of:  # not in this run's stages
+                    continue
+                lead = val_of[(partition, seed, teacher)] - miou
                 if not lead > 0.02:  # distillation gives only what the teachers know beyond
                     _say(
                         f"WARNING: {teacher} leads {stage.title} by only {100 * lead:.1f} val "
@@ -531,6 +533,9 @@ def report(
         for name, by_seed in rows.items():
             runs = list(by_seed.values())
             model: dict[str, Any] = {"title": BY_NAME[name].title, "seeds": sorted(by_seed)}
+            if any(r.get("teacher_label_cache") for r in runs):
+                model["title"] += " (cached teacher labels)"
+                model["teacher_label_cache"] = True
             for split in splits:
                 mious = [r[split]["miou"] for r in runs if split in r]
                 model[f"{split}_miou"] = mious

@@ -196,6 +196,9 @@ def test_camvid_benchmark_end_to_end(
     assert json.loads((folder / "eval.json").read_text())["teacher_label_cache"] is True
     assert json.loads((base / "1-8/s0/mbv2_pre_mgd/eval.json").read_text())[
         "teacher_label_cache"] is False
+    models = json.loads((base / "results.json").read_text())["partitions"]["1-8"]["models"]
+    assert models["mbv2_pre_mgd"]["teacher_label_cache"] is True
+    assert "MGD (cached teacher labels) | 1 |" in (base / "results.md").read_text()
     capsys.readouterr()
 
     # A finished stage is not reused under other arguments: here another step count.
