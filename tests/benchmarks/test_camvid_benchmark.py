@@ -90,7 +90,7 @@ HEADLINE = ["teacher_deep", "teacher_wide", "mbv2_pre_sup", "mbv2_pre_mgd", "mbv
 def test_camvid_benchmark_end_to_end(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], full: bool
 ) -> None:
-    """Every stage (slow: 19 runs), or the headline pair with its teachers and plateau check."""
+    """Every stage (slow: 20 runs), or the headline pair with its teachers and plateau check."""
     bench = _load()
     root = _fake_camvid(tmp_path / "camvid")
     out, weights_dir = tmp_path / "out", tmp_path / "weights"
@@ -110,7 +110,7 @@ def test_camvid_benchmark_end_to_end(
     students = ["mbv2_pre_sup", "mbv2_pre_mgd"]
     once = list(bench.ONCE) if full else ["mbv2_pre_sup_4x"]
     if full:
-        students += ["mbv2_mgd", "mbv2_sup", "r18_mgd", "r18_sup"]
+        students += ["mbv2_mgd", "mbv2_sup", "r18_mgd", "r18_sup", "mbv2_pre_mgd_pixel_image"]
     assert trained == sorted(
         [f"1-8/s0/{s}" for s in [*students, "teacher_deep", "teacher_wide", *once]]
         + [f"1-8/s1/{s}" for s in students]
@@ -154,6 +154,8 @@ def test_camvid_benchmark_end_to_end(
         assert part["models"]["r18_sup"]["params"] > part["models"]["mbv2_sup"]["params"]
         assert "| ResNet-18 (scratch), MGD | 2 |" in table and "Ablation" in table
     assert "MobileNet-v2 (ImageNet), MGD minus labeled only, `heldout`" in table
+    if full:  # the pixel + image student is repeated over seeds and paired too
+        assert "MobileNet-v2 (ImageNet), MGD pixel + image minus labeled only, `val`" in table
     assert "paired t-test p = " in table
     assert "4x steps minus 1x steps (seed 0)" in table
     if full:
