@@ -128,9 +128,10 @@ BY_NAME = {s.name: s for s in STAGES}
 #: The ablation of the headline student, only at the first partition and seed (the paper's
 #: Table 5 analogue).
 ABLATION = ("mbv2_pre_mgd_pixel", "mbv2_pre_mgd_pixel_image")
-#: What a plain run trains (about 2 h 30 min on 2 cores, docs/benchmarks.md): the teachers, the
-#: headline pair over the seeds, its plateau check and its ablation. The from-scratch rows
-#: (ResNet-18, MobileNet-v2, the 1/2-label headroom) run when named in ``--stages``.
+#: What a plain run trains (about 200 one-thread training minutes, docs/benchmarks.md): the
+#: teachers, the headline pair over the seeds, its plateau check and its ablation. The
+#: from-scratch rows (ResNet-18, MobileNet-v2, the 1/2-label headroom) run when named in
+#: ``--stages``.
 DEFAULT_STAGES = (
     "teacher_deep", "teacher_wide", "mbv2_pre_sup", "mbv2_pre_mgd", "mbv2_pre_sup_4x",
     *ABLATION,

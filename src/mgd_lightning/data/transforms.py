@@ -85,6 +85,21 @@ def _check_scales(scales: Sequence[float]) -> tuple[float, ...]:
     return out
 
 
+def _check_color_jitter(
+    color_jitter: Sequence[float] | None,
+) -> tuple[float, float, float, float] | None:
+    if color_jitter is None:
+        return None
+    bad = len(color_jitter) != 4 or not all(v >= 0 for v in color_jitter)
+    if bad or color_jitter[3] > 0.5:
+        raise ValueError(
+            "`color_jitter` must be (brightness, contrast, saturation, hue) strengths >= 0 "
+            f"with hue <= 0.5, got {color_jitter!r}"
+        )
+    b, c, s, h = (float(v) for v in color_jitter)
+    return b, c, s, h
+
+
 class SegmentationTransform:
     """An albumentations pipeline that returns tensors and takes an explicit seed.
 
@@ -159,15 +174,10 @@ def train_transform(
     scale_set = _check_scales(scales)
     if not 0.0 <= hflip_prob <= 1.0:
         raise ValueError(f"`hflip_prob` must be in [0, 1], got {hflip_prob!r}")
+    jitter = _check_color_jitter(color_jitter)
     photometric: list[A.BasicTransform] = []
-    if color_jitter is not None:
-        bad = len(color_jitter) != 4 or not all(v >= 0 for v in color_jitter)
-        if bad or color_jitter[3] > 0.5:
-            raise ValueError(
-                "`color_jitter` must be (brightness, contrast, saturation, hue) strengths >= 0 "
-                f"with hue <= 0.5, got {color_jitter!r}"
-            )
-        b, c, s, h = (float(v) for v in color_jitter)
+    if jitter is not None:
+        b, c, s, h = jitter
         photometric = [A.ColorJitter(brightness=b, contrast=c, saturation=s, hue=h, p=0.8)]
     scale_ops = [
         A.RandomScale(scale_limit=(s - 1.0, s - 1.0), interpolation=cv2.INTER_LINEAR,

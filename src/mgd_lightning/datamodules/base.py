@@ -38,6 +38,7 @@ from mgd_lightning.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     SegmentationTransform,
+    _check_color_jitter,
     _check_scales,
     eval_transform,
     parse_crop_size,
@@ -210,9 +211,7 @@ class SemiSupervisedDataModule(pl.LightningDataModule, abc.ABC):
         if not 0.0 <= hflip_prob <= 1.0:
             raise ValueError(f"`hflip_prob` must be in [0, 1], got {hflip_prob!r}")
         self.hflip_prob = hflip_prob
-        self.color_jitter = None if color_jitter is None else tuple(float(v) for v in color_jitter)
-        if self.color_jitter is not None:
-            train_transform(8, [1.0], color_jitter=self.color_jitter)  # checks the values early
+        self.color_jitter = _check_color_jitter(color_jitter)
         self.seed = int(seed)
         if labeled_ratio is not None and (
             isinstance(labeled_ratio, bool) or not 0.0 < float(labeled_ratio) < 1.0
