@@ -38,6 +38,14 @@ class _DDPRecorder(pl.LightningModule):
     def on_train_end(self) -> None:
         Path(self.out, f"rank{self.global_rank}.json").write_text(json.dumps(self.seen))
 
+    def teardown(self, stage: str) -> None:
+        # Leave the process group together, inside the spawned worker: left to the interpreter's
+        # exit, gloo's threads can outlive it and abort the worker ("terminate called without an
+        # active exception", SIGABRT; pytorch/pytorch#190489), which failed CI once.
+        if torch.distributed.is_initialized():
+            torch.distributed.barrier()
+            torch.distributed.destroy_process_group()
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.SGD(self.parameters(), lr=0.0)
 
