@@ -6,8 +6,10 @@ ImageNet file); the from-scratch ResNet-18 and MobileNet-v2 students and their M
 once (first partition, first seed), the pretrained labeled-only MobileNet-v2 with four times
 the steps (is 1x on a plateau?), the labeled-only ResNet-18 with the 1/2 labels (the headroom)
 and the step-by-step ablation of the ResNet-18 MGD student. Students are repeated over seeds;
-teachers are trained once (first seed). Every model is scored on the whole 240x180 images of
-``val``, of ``heldout`` (protocol ``heldout_0006R0``) and of ``test`` when the root has one.
+teachers are trained once (first seed), and also scored together (the mean of their softmaxes,
+``teachers_combined``: what the pixel term can pass on). Every model is scored on the whole
+240x180 images of ``val``, of ``heldout`` (protocol ``heldout_0006R0``) and of ``test`` when the
+root has one.
 Writes ``results.json`` and ``results.md`` (mIoU per split, mean and spread over seeds,
 per-class IoU, paired MGD-minus-labeled-only differences with a paired t-test, parameters,
 FLOPs, training time, the machine)::
@@ -53,6 +55,7 @@ import yaml
 from mgd_lightning.evaluation import evaluate_camvid_split
 from mgd_lightning.export import export_safetensors
 from mgd_lightning.files import write_text_atomic
+from mgd_lightning.models.inference import logits_of
 from mgd_lightning.models.profile import count_flops, count_parameters
 from mgd_lightning.models.spec import read_student_file
 from mgd_lightning.models.weights import sha256_file
@@ -152,6 +155,9 @@ GAINS = (
 PLATEAU = ("mbv2_pre_sup_4x", "mbv2_pre_sup")
 #: Students the teachers must lead (distillation gives only what the teachers know beyond).
 LEAD_OVER = ("mbv2_pre_sup", "r18_sup")
+#: The two teachers scored together (mean of their softmaxes), in the first seed's folder.
+COMBINED = "teachers_combined"
+COMBINED_TITLE = "Teachers combined (mean of the deep and wide softmaxes)"
 
 
 def protocol_dir(out: Path, protocol: str) -> Path:
@@ -326,6 +332,66 @@ def _evaluate_stage(
     return result
 
 
+class MeanOfSoftmaxes(torch.nn.Module):
+    """Several segmentation networks as one: the log of the mean of their softmaxes.
+
+    The pixel-level term distils both teachers' predictions, so what the pair knows together
+    bounds what it can pass on; its argmax is the pair's majority of confidence.
+    """
+
+    def __init__(self, *networks: torch.nn.Module) -> None:
+        super().__init__()
+        self.networks = torch.nn.ModuleList(networks)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        probabilities = [logits_of(n(images)).float().softmax(dim=1) for n in self.networks]
+        return torch.stack(probabilities).mean(dim=0).clamp_min(1e-12).log()
+
+
+def _evaluate_combined(
+    teachers: dict[str, tuple[torch.nn.Module, dict[str, Any], dict[str, Any]]],
+    data_root: str,
+    splits: dict[str, str],
+    folder: Path,
+) -> dict[str, Any]:
+    """IoU of the two teachers together on every split, written to ``<folder>/eval.json``.
+
+    ``teachers``: name -> (network, stage record, the stage's eval.json). Reused when both
+    teachers were reused and the saved scores name the same checkpoints and splits.
+    """
+    names = ("teacher_deep", "teacher_wide")
+    checkpoints = [teachers[n][1]["checkpoint"] for n in names]
+    out_file = folder / "eval.json"
+    if out_file.is_file() and all(teachers[n][1].get("reused") for n in names):
+        saved = json.loads(out_file.read_text())
+        if saved.get("checkpoints") == checkpoints and set(splits) <= set(saved):
+            return saved
+    network = MeanOfSoftmaxes(*(teachers[n][0] for n in names))
+    result: dict[str, Any] = {
+        "stage": COMBINED,
+        "title": COMBINED_TITLE,
+        "checkpoints": checkpoints,
+        "params": sum(teachers[n][2]["params"] for n in names),
+        "flops": sum(teachers[n][2]["flops"] for n in names),
+        "seconds": sum(teachers[n][1]["seconds"] for n in names),
+        "cpu_seconds": None,
+        "steps": max(teachers[n][1]["steps"] for n in names),
+        "teacher_label_cache": False,
+    }
+    for split, source in splits.items():
+        scores = evaluate_camvid_split(network, data_root, source)
+        result.setdefault("class_names", list(scores["per_class_iou"]))
+        result[split] = {
+            "source": source,
+            "num_images": scores["num_images"],
+            "miou": scores["miou"],
+            "per_class_iou": scores["per_class_iou"],
+        }
+    folder.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out_file, json.dumps(result, indent=2) + "\n")
+    return result
+
+
 def run(
     data_root: str,
     out: Path,
@@ -352,6 +418,8 @@ def run(
     base = protocol_dir(out, protocol)
     splits = eval_splits(data_root, protocol)
     teachers_of: dict[str, dict[str, str]] = {}
+    # partition -> teacher -> (network, stage record, eval.json), until both are scored together
+    teacher_runs: dict[str, dict[str, tuple[torch.nn.Module, Any, Any]]] = {}
     val_of: dict[tuple[str, int, str], float] = {}
     minutes: list[tuple[str, float, bool]] = []
     plan: list[tuple[str, int, Stage]] = []
@@ -412,6 +480,17 @@ def run(
         scores = ", ".join(f"{s} mIoU {100 * result[s]['miou']:.1f}" for s in splits)
         reused = " (reused)" if record.get("reused") else ""
         _say(f"{label}: {scores}; trained in {spent:.1f} min{reused}", start)
+        if stage.teacher:
+            pair = teacher_runs.setdefault(partition, {})
+            pair[stage.name] = (network, record, result)
+            if len(pair) == 2:
+                both = _evaluate_combined(
+                    pair, data_root, splits, base / partition / f"s{stage_seed}" / COMBINED
+                )
+                val_of[(partition, stage_seed, COMBINED)] = both["val"]["miou"]
+                scores = ", ".join(f"{s} mIoU {100 * both[s]['miou']:.1f}" for s in splits)
+                _say(f"{partition}/s{stage_seed}/{COMBINED}: {scores}", start)
+                pair.clear()
         if stage.name in LEAD_OVER and seed == seeds[0]:
             for teacher in ("teacher_deep", "teacher_wide"):
                 if (partition, seed, teacher) not in val_of:  # not in this run's stages
@@ -485,7 +564,16 @@ def _stage_rows(
             )
             if found:
                 rows.setdefault(stage.name, {})[seed] = json.loads(found[-1].read_text())
+        if stage.name == "teacher_wide":
+            for seed in seeds:
+                combined = base / partition / f"s{seed}" / COMBINED / "eval.json"
+                if combined.is_file():
+                    rows.setdefault(COMBINED, {})[seed] = json.loads(combined.read_text())
     return rows
+
+
+def _title(name: str) -> str:
+    return COMBINED_TITLE if name == COMBINED else BY_NAME[name].title
 
 
 def report(
@@ -541,7 +629,7 @@ def report(
         ]
         for name, by_seed in rows.items():
             runs = list(by_seed.values())
-            model: dict[str, Any] = {"title": BY_NAME[name].title, "seeds": sorted(by_seed)}
+            model: dict[str, Any] = {"title": _title(name), "seeds": sorted(by_seed)}
             if any(r.get("teacher_label_cache") for r in runs):
                 model["title"] += " (cached teacher labels)"
                 model["teacher_label_cache"] = True
@@ -622,13 +710,13 @@ def report(
             )
         for student in LEAD_OVER:
             baseline = rows.get(student, {}).get(seed0)
-            for teacher in ("teacher_deep", "teacher_wide"):
+            for teacher in ("teacher_deep", "teacher_wide", COMBINED):
                 if baseline is not None and seed0 in rows.get(teacher, {}):
                     lead = {s: rows[teacher][seed0][s]["miou"] - baseline[s]["miou"]
                             for s in splits}
                     part["models"][teacher][f"lead_over_{student}"] = lead
                     notes.append(
-                        f"- {BY_NAME[teacher].title} minus {BY_NAME[student].title} "
+                        f"- {_title(teacher)} minus {BY_NAME[student].title} "
                         f"(seed {seed0}): "
                         + ", ".join(f"`{s}` {100 * v:+.1f}" for s, v in lead.items())
                         + " mIoU points."

@@ -146,6 +146,14 @@ def test_camvid_benchmark_end_to_end(
         assert gain["n"] == 2 and (gain["p_value"] is None or 0.0 <= gain["p_value"] <= 1.0)
     assert set(part["plateau"]) == {"stages", "seed", "val", "heldout"}
     assert part["models"]["teacher_wide"]["flops"] > part["models"]["mbv2_pre_sup"]["flops"]
+    # The two teachers scored together, once, with their lead over the labeled-only student.
+    combined = json.loads((base / "1-8/s0/teachers_combined/eval.json").read_text())
+    assert combined["heldout"]["num_images"] == 101
+    assert not (base / "1-8/s1/teachers_combined").exists()
+    deep_params = part["models"]["teacher_deep"]["params"]
+    assert part["models"]["teachers_combined"]["params"] == (
+        deep_params + part["models"]["teacher_wide"]["params"])
+    assert set(part["models"]["teachers_combined"]["lead_over_mbv2_pre_sup"]) == {"val", "heldout"}
     table = (base / "results.md").read_text()
     if full:
         assert set(part["ablation"]) == {
@@ -158,6 +166,7 @@ def test_camvid_benchmark_end_to_end(
         assert "MobileNet-v2 (ImageNet), MGD pixel + image minus labeled only, `val`" in table
     assert "paired t-test p = " in table
     assert "4x steps minus 1x steps (seed 0)" in table
+    assert "| Teachers combined (mean of the deep and wide softmaxes) | 1 |" in table
     if full:
         assert "Teacher wide (MobileNet-v2 ImageNet, head 384, stride 32) minus ResNet-18 " \
             "(scratch), labeled only" in table
