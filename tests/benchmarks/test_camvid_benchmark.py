@@ -32,8 +32,8 @@ TINY = [
 ]
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("_camvid_benchmark", SCRIPT)
+def _load(script: Path = SCRIPT) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"_{script.stem}", script)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
@@ -190,6 +190,18 @@ def test_camvid_benchmark_end_to_end(
                        "--split", source, "--output", str(scores)]
             assert cli_main(command) == 0
             assert json.loads(scores.read_text())["miou"] == entry[f"{split}_miou"]
+
+    # The teacher probes score the finished seed-0 stages under exposure and mirror changes.
+    probes = _load(SCRIPT.with_name("camvid_teacher_probes.py"))
+    if not full:
+        assert probes.main(["--data-root", str(root), "--out", str(out)]) == 0
+        table = json.loads((base / "1-8/s0/teacher_probes.json").read_text())
+        assert {"teacher_wide, pixels x0.7", "teachers combined, mirror-averaged"} <= set(table)
+        assert all(0 <= v[s] <= 100 for v in table.values() for s in ("val", "heldout"))
+        assert table["teachers combined"]["heldout"] == pytest.approx(
+            100 * part["models"]["teachers_combined"]["heldout_miou"][0], abs=0.05)
+    with pytest.raises(FileNotFoundError, match=r"1-8/s0/teacher_deep/stage.json does not"):
+        probes.main(["--data-root", str(root), "--out", str(tmp_path / "elsewhere")])
 
     # A second run reuses every finished stage: nothing is retrained, no file rewritten.
     before = {p: p.stat().st_mtime_ns for p in [*out.rglob("last.ckpt"),
