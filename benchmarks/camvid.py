@@ -55,7 +55,7 @@ import yaml
 from mgd_lightning.evaluation import evaluate_camvid_split
 from mgd_lightning.export import export_safetensors
 from mgd_lightning.files import write_text_atomic
-from mgd_lightning.models.inference import logits_of
+from mgd_lightning.models.inference import MeanOfSoftmaxes
 from mgd_lightning.models.profile import count_flops, count_parameters
 from mgd_lightning.models.spec import read_student_file
 from mgd_lightning.models.weights import sha256_file
@@ -273,6 +273,21 @@ def _check_reuse(stage_dir: Path, args: list[str]) -> None:
         )
 
 
+def _score_splits(
+    network: torch.nn.Module, data_root: str, splits: dict[str, str], result: dict[str, Any]
+) -> None:
+    """Add ``class_names`` and, per split, its source, image count, mIoU and per-class IoU."""
+    for split, source in splits.items():
+        scores = evaluate_camvid_split(network, data_root, source)
+        result.setdefault("class_names", list(scores["per_class_iou"]))
+        result[split] = {
+            "source": source,
+            "num_images": scores["num_images"],
+            "miou": scores["miou"],
+            "per_class_iou": scores["per_class_iou"],
+        }
+
+
 def _evaluate_stage(
     stage: Stage,
     network: torch.nn.Module,
@@ -319,33 +334,9 @@ def _evaluate_stage(
         path, digest = export_safetensors(network, weights_file, info=info)
         network = read_student_file(path)[0]
         result["weights_file"] = {"path": os.fspath(path), "sha256": digest}
-    for split, source in splits.items():
-        scores = evaluate_camvid_split(network, data_root, source)
-        result.setdefault("class_names", list(scores["per_class_iou"]))
-        result[split] = {
-            "source": source,
-            "num_images": scores["num_images"],
-            "miou": scores["miou"],
-            "per_class_iou": scores["per_class_iou"],
-        }
+    _score_splits(network, data_root, splits, result)
     write_text_atomic(out_file, json.dumps(result, indent=2) + "\n")
     return result
-
-
-class MeanOfSoftmaxes(torch.nn.Module):
-    """Several segmentation networks as one: the log of the mean of their softmaxes.
-
-    The pixel-level term distils both teachers' predictions, so what the pair knows together
-    bounds what it can pass on; its argmax is the pair's majority of confidence.
-    """
-
-    def __init__(self, *networks: torch.nn.Module) -> None:
-        super().__init__()
-        self.networks = torch.nn.ModuleList(networks)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        probabilities = [logits_of(n(images)).float().softmax(dim=1) for n in self.networks]
-        return torch.stack(probabilities).mean(dim=0).clamp_min(1e-12).log()
 
 
 def _evaluate_combined(
@@ -378,15 +369,7 @@ def _evaluate_combined(
         "steps": max(teachers[n][1]["steps"] for n in names),
         "teacher_label_cache": False,
     }
-    for split, source in splits.items():
-        scores = evaluate_camvid_split(network, data_root, source)
-        result.setdefault("class_names", list(scores["per_class_iou"]))
-        result[split] = {
-            "source": source,
-            "num_images": scores["num_images"],
-            "miou": scores["miou"],
-            "per_class_iou": scores["per_class_iou"],
-        }
+    _score_splits(network, data_root, splits, result)
     folder.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out_file, json.dumps(result, indent=2) + "\n")
     return result

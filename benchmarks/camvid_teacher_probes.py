@@ -31,7 +31,7 @@ from mgd_lightning.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from mgd_lightning.datamodules.camvid import CamVidDataModule
 from mgd_lightning.evaluation import EVAL_BATCH_SIZE, evaluate_networks, mean_iou
 from mgd_lightning.files import write_text_atomic
-from mgd_lightning.models.inference import logits_of
+from mgd_lightning.models.inference import MeanOfSoftmaxes, logits_of
 from mgd_lightning.models.spec import network_from_checkpoint
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -40,29 +40,18 @@ STAGES = ("teacher_deep", "teacher_wide", "mbv2_pre_sup")
 EXPOSURES = (0.8, 0.7)
 
 
-class Probe(torch.nn.Module):
-    """Networks under one input change: pixel values times ``exposure``, optional mirror
-    averaging; several networks give the log of the mean of their softmaxes."""
+class Exposure(torch.nn.Module):
+    """``network`` on images whose pixel values were multiplied by ``factor`` (and clipped)."""
 
-    def __init__(self, networks: list[torch.nn.Module], exposure: float = 1.0,
-                 flip: bool = False) -> None:
+    def __init__(self, network: torch.nn.Module, factor: float) -> None:
         super().__init__()
-        self.networks = torch.nn.ModuleList(networks)
-        self.exposure, self.flip = exposure, flip
+        self.network, self.factor = network, factor
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if self.exposure != 1.0:
-            pixels = (images * self.std + self.mean) * self.exposure
-            images = (pixels.clamp(0.0, 1.0) - self.mean) / self.std
-        probabilities = []
-        for network in self.networks:
-            probabilities.append(logits_of(network(images)).float().softmax(dim=1))
-            if self.flip:
-                mirrored = logits_of(network(images.flip(-1))).float().flip(-1)
-                probabilities.append(mirrored.softmax(dim=1))
-        return torch.stack(probabilities).mean(dim=0).clamp_min(1e-12).log()
+        pixels = ((images * self.std + self.mean) * self.factor).clamp(0.0, 1.0)
+        return logits_of(self.network((pixels - self.mean) / self.std))
 
 
 def _stage_network(folder: Path) -> torch.nn.Module:
@@ -82,13 +71,13 @@ def probes(data_root: str, out: Path, partition: str = "1-8") -> dict[str, dict[
     networks = {name: _stage_network(folder / name) for name in STAGES}
     probes_by_name: dict[str, torch.nn.Module] = {}
     for name, network in networks.items():
-        probes_by_name[name] = Probe([network])
-        for exposure in EXPOSURES:
-            probes_by_name[f"{name}, pixels x{exposure}"] = Probe([network], exposure=exposure)
-        probes_by_name[f"{name}, mirror-averaged"] = Probe([network], flip=True)
-    pair = [networks["teacher_deep"], networks["teacher_wide"]]
-    probes_by_name["teachers combined"] = Probe(pair)
-    probes_by_name["teachers combined, mirror-averaged"] = Probe(pair, flip=True)
+        probes_by_name[name] = network
+        for factor in EXPOSURES:
+            probes_by_name[f"{name}, pixels x{factor}"] = Exposure(network, factor)
+        probes_by_name[f"{name}, mirror-averaged"] = MeanOfSoftmaxes(network, mirror=True)
+    pair = networks["teacher_deep"], networks["teacher_wide"]
+    probes_by_name["teachers combined"] = MeanOfSoftmaxes(*pair)
+    probes_by_name["teachers combined, mirror-averaged"] = MeanOfSoftmaxes(*pair, mirror=True)
     table: dict[str, dict[str, float]] = {name: {} for name in probes_by_name}
     for split, source in (("val", "val"), ("heldout", os.fspath(HELDOUT))):
         datamodule = CamVidDataModule(Path(data_root).expanduser(), batch_size=EVAL_BATCH_SIZE,

@@ -56,3 +56,21 @@ def test_bad_arguments(kwargs: dict[str, object], match: str) -> None:
         segment(_Mean(), torch.zeros(1, 3, 8, 8), **kwargs)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="B, 3, H, W"):
         segment(_Mean(), torch.zeros(3, 8, 8))
+
+
+def test_mean_of_softmaxes_ensembles_networks_and_mirror_images() -> None:
+    from mgd_lightning.models import MeanOfSoftmaxes
+
+    torch.manual_seed(0)
+    first, second = nn.Conv2d(3, 2, 3, padding=1), nn.Conv2d(3, 4, 3, padding=1)
+    images = torch.randn(2, 3, 5, 6)
+    one = MeanOfSoftmaxes(first)(images)
+    assert torch.allclose(one, first(images).log_softmax(dim=1), atol=1e-6)
+    pair = MeanOfSoftmaxes(first, _Mean())(images)  # logits or SegmentationOutput alike
+    expected = (first(images).softmax(1) + logits_of(_Mean()(images)).softmax(1)) / 2
+    assert torch.allclose(pair.exp(), expected, atol=1e-6)
+    mirrored = MeanOfSoftmaxes(second, mirror=True)(images)
+    expected = (second(images).softmax(1) + second(images.flip(-1)).flip(-1).softmax(1)) / 2
+    assert torch.allclose(mirrored.exp(), expected, atol=1e-6)
+    with pytest.raises(ValueError, match="at least one network"):
+        MeanOfSoftmaxes()

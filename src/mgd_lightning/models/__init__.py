@@ -14,7 +14,7 @@ from mgd_lightning.models.deeplabv3plus import (
     InputNorm,
     OutputStride,
 )
-from mgd_lightning.models.inference import InferenceMode, segment
+from mgd_lightning.models.inference import InferenceMode, MeanOfSoftmaxes, segment
 from mgd_lightning.models.outputs import SegmentationOutput
 from mgd_lightning.models.presets import (
     StudentMobileNetV2,
@@ -65,6 +65,7 @@ __all__ = [
     "DeepLabV3PlusHead",
     "InferenceMode",
     "InputNorm",
+    "MeanOfSoftmaxes",
     "OutputStride",
     "ProfileRow",
     "SegmentationOutput",

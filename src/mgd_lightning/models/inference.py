@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["InferenceMode", "logits_of", "segment"]
+__all__ = ["InferenceMode", "MeanOfSoftmaxes", "logits_of", "segment"]
 
 InferenceMode = Literal["whole", "sliding"]
 
@@ -24,6 +24,49 @@ def logits_of(output: object) -> Tensor:
         "a segmentation network must return logits (B, K, H, W) or a tuple whose first item "
         f"is the logits (SegmentationOutput), got {type(output).__name__}"
     )
+
+
+class MeanOfSoftmaxes(nn.Module):
+    """Several segmentation networks scored as one: the log of the mean of their softmaxes.
+
+    For evaluating an ensemble, e.g. the two teachers together (what the pixel-level term
+    distils), or a network with its mirror image (``mirror=True``: a test-time ensemble of two
+    passes). The output is a valid logit map: its argmax is the class of highest mean
+    probability.
+
+    Args:
+        networks: segmentation networks (logits or ``SegmentationOutput``), same classes.
+        mirror: also run each network on the horizontally flipped image (flipped back).
+
+    Shape:
+        - images: ``(B, 3, H, W)``; output: ``(B, K, H, W)`` log-probabilities, float32.
+
+    Examples:
+        >>> import torch
+        >>> one = torch.nn.Conv2d(3, 2, 1)
+        >>> MeanOfSoftmaxes(one, one)(torch.zeros(1, 3, 4, 4)).exp().sum(dim=1).allclose(
+        ...     torch.ones(1, 4, 4))
+        True
+    """
+
+    def __init__(self, *networks: nn.Module, mirror: bool = False) -> None:
+        super().__init__()
+        if not networks:
+            raise ValueError("MeanOfSoftmaxes needs at least one network")
+        self.networks = nn.ModuleList(networks)
+        self.mirror = mirror
+
+    def forward(self, images: Tensor) -> Tensor:
+        probabilities = []
+        for network in self.networks:
+            probabilities.append(logits_of(network(images)).float().softmax(dim=1))
+            if self.mirror:
+                mirrored = logits_of(network(images.flip(-1))).float().flip(-1)
+                probabilities.append(mirrored.softmax(dim=1))
+        return torch.stack(probabilities).mean(dim=0).clamp_min(1e-12).log()
+
+    def extra_repr(self) -> str:
+        return f"mirror={self.mirror}"
 
 
 def _pad_to(images: Tensor, height: int, width: int) -> Tensor:
