@@ -16,6 +16,7 @@ FLOPs, training time, the machine)::
 
     python benchmarks/camvid.py --data-root ../shared/data/camvid            # everything
     python benchmarks/camvid.py --data-root ../shared/data/camvid --seeds 0  # one seed
+    python benchmarks/camvid.py --data-root ../shared/data/camvid --jobs 2   # 2 stages at once
     python benchmarks/camvid.py --data-root ../shared/data/camvid --stages teacher_deep \\
         teacher_wide mbv2_pre_sup mbv2_pre_mgd --stage-config teacher_deep=teacher_deep_cps.yaml
     python benchmarks/camvid.py --report-only
@@ -43,6 +44,7 @@ import math
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -375,6 +377,27 @@ def _evaluate_combined(
     return result
 
 
+def make_plan(
+    partitions: list[str], seeds: list[int], stages: list[str]
+) -> list[tuple[str, int, Stage]]:
+    """(partition, seed, stage) in training order: teachers once (first seed), ONCE stages on
+    the first partition and seed, the others for every seed."""
+    plan: list[tuple[str, int, Stage]] = []
+    for p_index, partition in enumerate(partitions):
+        for seed in seeds:
+            for stage in STAGES:
+                if stage.name not in stages or (stage.teacher and seed != seeds[0]):
+                    continue
+                if stage.name in ONCE and (p_index > 0 or seed != seeds[0]):
+                    continue
+                plan.append((partition, seed, stage))
+    return plan
+
+
+def _label(partition: str, seed: int, stage: Stage) -> str:
+    return f"{partition}/s{seed}/{stage.name}"
+
+
 def run(
     data_root: str,
     out: Path,
@@ -389,8 +412,12 @@ def run(
     backbone_weights: str | None = None,
     weights_dir: Path = WEIGHTS_DIR,
     teacher_label_cache: bool = False,
+    only: set[str] | None = None,
 ) -> None:
     """Train (or reuse) and evaluate every stage, in the order that gives a full table first.
+
+    With ``only`` (labels ``<partition>/s<seed>/<stage>``, a worker of :func:`run_jobs`) just
+    those stages, reusing the finished teachers they need, and no report.
 
     With ``teacher_label_cache`` the MGD stages train from cached teacher labels
     (:class:`~mgd_lightning.teacher_labels.TeacherLabelCacheCallback`, one cache in each stage's
@@ -405,15 +432,11 @@ def run(
     teacher_runs: dict[str, dict[str, tuple[torch.nn.Module, Any, Any]]] = {}
     val_of: dict[tuple[str, int, str], float] = {}
     minutes: list[tuple[str, float, bool]] = []
-    plan: list[tuple[str, int, Stage]] = []
-    for p_index, partition in enumerate(partitions):
-        for seed in seeds:
-            for stage in STAGES:
-                if stage.name not in stages or (stage.teacher and seed != seeds[0]):
-                    continue
-                if stage.name in ONCE and (p_index > 0 or seed != seeds[0]):
-                    continue
-                plan.append((partition, seed, stage))
+    plan = make_plan(partitions, seeds, stages)
+    if only is not None:  # one worker of --jobs: its stages, and the finished teachers they need
+        needs = {p for p, s, st in plan if st.needs_teachers and _label(p, s, st) in only}
+        plan = [(p, s, st) for p, s, st in plan
+                if _label(p, s, st) in only or (st.teacher and p in needs)]
     _say(
         f"{len(plan)} stages; protocol {protocol}; splits {', '.join(splits)}; output "
         f"{base.resolve()}; data {data_root}",
@@ -425,6 +448,9 @@ def run(
         stage_dir = (base / partition / f"s{stage_seed}"
                      / stage_dir_name(stage, configs, teacher_label_cache))
         teachers = teachers_of.get(partition, {})
+        label = _label(partition, seed, stage)
+        if only is not None and label not in only and not (stage_dir / "stage.json").is_file():
+            raise RuntimeError(f"{label} is needed but not finished: run it first")
         if stage.needs_teachers and len(teachers) < 2:
             raise RuntimeError(
                 f"{stage.name} needs both teachers of {partition}: include "
@@ -436,7 +462,6 @@ def run(
         )
         if not retrain:
             _check_reuse(stage_dir, args)
-        label = f"{partition}/s{seed}/{stage.name}"
         callbacks = [TeacherLabelCacheCallback(stage_dir / "teacher_labels")] if cached else []
         network, datamodule, record = run_stage(
             label, args, stage_dir, not retrain, start, progress_every, callbacks
@@ -489,8 +514,71 @@ def run(
     _say("minutes per stage (training wall time):", start)
     for label, spent, was_reused in minutes:
         print(f"  {label:<40} {spent:7.1f} min{'  (reused)' if was_reused else ''}", flush=True)
-    report(out, partitions, seeds, protocol, weights_dir)
+    if only is None:
+        report(out, partitions, seeds, protocol, weights_dir)
     _say(f"total {(time.perf_counter() - start) / 60:.1f} min", start)
+
+
+def run_jobs(
+    argv: list[str], plan: list[tuple[str, int, Stage]], jobs: int, logs: Path
+) -> list[str]:
+    """Run the stages of ``plan`` as up to ``jobs`` worker processes at once.
+
+    Each worker is this script with ``argv`` and ``--only <its stage>``, on
+    ``cores // jobs`` torch threads, its output in ``logs/<label>.log``. A stage that needs the
+    teachers starts once both of its partition's teachers have finished. After a failure no
+    new stage starts; the running ones finish.
+
+    Returns:
+        The labels of the stages that failed (empty when all succeeded).
+    """
+    start = time.perf_counter()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (cores or 1) // jobs))}
+    teachers: dict[str, set[str]] = {}  # partition -> its teacher stages
+    for partition, seed, stage in plan:
+        if stage.teacher:
+            teachers.setdefault(partition, set()).add(_label(partition, seed, stage))
+    pending = list(plan)
+    running: dict[str, tuple[subprocess.Popen[bytes], float]] = {}
+    finished: set[str] = set()
+    failed: list[str] = []
+    logs.mkdir(parents=True, exist_ok=True)
+    while pending or running:
+        for item in list(pending):
+            partition, _, stage = item
+            label = _label(*item)
+            if failed or len(running) >= jobs:
+                break
+            if stage.needs_teachers and not teachers.get(partition, set()) <= finished:
+                continue
+            log = logs / f"{label.replace('/', '_')}.log"
+            command = [sys.executable, str(Path(__file__).resolve()), "--jobs", "1",
+                       "--only", label, *argv]
+            with log.open("wb") as handle:
+                process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT,
+                                           env=env)
+            running[label] = (process, time.perf_counter())
+            pending.remove(item)
+            _say(f"{label}: started (log {log})", start)
+        if failed and not running:
+            break
+        time.sleep(1.0)
+        for label, (process, began) in list(running.items()):
+            if process.poll() is None:
+                continue
+            del running[label]
+            minutes = (time.perf_counter() - began) / 60
+            if process.returncode == 0:
+                finished.add(label)
+                _say(f"{label}: done in {minutes:.1f} min", start)
+            else:
+                failed.append(label)
+                log = logs / f"{label.replace('/', '_')}.log"
+                _say(f"{label}: FAILED (exit {process.returncode}); see {log}", start)
+    _say(f"{len(finished)} stages done, {len(failed)} failed, {len(pending)} not started; "
+         f"{(time.perf_counter() - start) / 60:.1f} min with {jobs} jobs", start)
+    return failed
 
 
 def _machine() -> dict[str, Any]:
@@ -821,10 +909,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--progress-every", type=int, default=100)
     parser.add_argument(
+        "--jobs", type=int, default=1,
+        help="stages trained at once, each as its own process on cores/jobs torch threads "
+        "(logs in <out>/<protocol>/logs/); 2 on a 2-core machine keeps both cores busy",
+    )
+    parser.add_argument("--only", nargs="+", default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
         "extra", nargs="*", help="extra LightningCLI arguments for every stage, after `--`"
     )
     options = parser.parse_args(argv)
     configs = _parse_configs(parser, options.stage_config)
+    if options.jobs < 1:
+        parser.error(f"--jobs {options.jobs}: give 1 or more")
     if options.report_only:
         report(options.out, options.partitions, options.seeds, options.protocol,
                options.weights_dir)
@@ -842,6 +938,18 @@ def main(argv: list[str] | None = None) -> int:
             f"the pretrained stages need the ImageNet MobileNet-v2 file {IMAGENET_MBV2}: pass "
             "--backbone-weights, or leave the mbv2_pre_* stages out of --stages"
         )
+    if options.jobs > 1:
+        argv = list(sys.argv[1:] if argv is None else argv)
+        plan = make_plan(options.partitions, options.seeds, options.stages)
+        failed = run_jobs(_without_jobs(argv), plan, options.jobs,
+                          protocol_dir(options.out, options.protocol) / "logs")
+        if failed:
+            print(f"stages failed: {', '.join(failed)} (their logs are named above)",
+                  file=sys.stderr)
+            return 1
+        report(options.out, options.partitions, options.seeds, options.protocol,
+               options.weights_dir)
+        return 0
     run(
         options.data_root,
         options.out,
@@ -856,8 +964,25 @@ def main(argv: list[str] | None = None) -> int:
         options.backbone_weights,
         options.weights_dir,
         options.teacher_label_cache,
+        set(options.only) if options.only else None,
     )
     return 0
+
+
+def _without_jobs(argv: list[str]) -> list[str]:
+    """``argv`` without ``--jobs N`` / ``--jobs=N`` (the workers get ``--jobs 1``)."""
+    kept: list[str] = []
+    skip = False
+    for index, item in enumerate(argv):
+        if skip:
+            skip = False
+        elif item == "--":
+            return kept + argv[index:]
+        elif item == "--jobs":
+            skip = True
+        elif not item.startswith("--jobs="):
+            kept.append(item)
+    return kept
 
 
 if __name__ == "__main__":

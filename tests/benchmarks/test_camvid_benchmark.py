@@ -306,3 +306,39 @@ def test_committed_student_files_reproduce_results() -> None:
                     path,
                     split,
                 )
+
+
+def test_camvid_benchmark_jobs_runs_stages_side_by_side(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--jobs 2: each stage its own worker process, the MGD stage after both teachers, one
+    report at the end; a failing stage stops the run with its log named."""
+    bench = _load()
+    root = _fake_camvid(tmp_path / "camvid")
+    out = tmp_path / "out"
+    args = [
+        "--data-root", str(root), "--out", str(out), "--seeds", "0",
+        "--backbone-weights", str(_fake_imagenet_mbv2(tmp_path / "mbv2.safetensors")),
+        "--weights-dir", str(tmp_path / "weights"), "--jobs", "2",
+        "--stages", "teacher_deep", "teacher_wide", "mbv2_pre_sup", "mbv2_pre_mgd", "--", *TINY,
+    ]
+    assert bench.main(args) == 0
+    base = out / "heldout_0006R0"
+    trained = sorted(p.parent.name for p in base.rglob("stage.json"))
+    assert trained == ["mbv2_pre_mgd", "mbv2_pre_sup", "teacher_deep", "teacher_wide"]
+    printed = capsys.readouterr().out
+    assert printed.index("1-8/s0/mbv2_pre_mgd: started") > max(
+        printed.index("1-8/s0/teacher_deep: done"), printed.index("1-8/s0/teacher_wide: done"))
+    assert sorted(p.name for p in (base / "logs").glob("*.log")) == [
+        "1-8_s0_mbv2_pre_mgd.log", "1-8_s0_mbv2_pre_sup.log",
+        "1-8_s0_teacher_deep.log", "1-8_s0_teacher_wide.log"]
+    models = json.loads((base / "results.json").read_text())["partitions"]["1-8"]["models"]
+    assert set(models) == {"teacher_deep", "teacher_wide", "teachers_combined",
+                           "mbv2_pre_sup", "mbv2_pre_mgd"}
+
+    bad = [*args[: args.index("--")], "--out", str(tmp_path / "bad"), "--",
+           "--trainer.max_steps=not-a-number"]
+    assert bench.main(bad) == 1
+    printed = capsys.readouterr().out
+    assert "1-8/s0/teacher_deep: FAILED" in printed and "mbv2_pre_mgd: started" not in printed
+    assert "teacher_deep.log" in printed
