@@ -460,11 +460,13 @@ def run(
             stage, data_root, partition, seed, stage_dir, teachers, extra, protocol, configs,
             backbone_weights,
         )
-        if not retrain:
+        # A --jobs worker reuses the teachers it was not asked for, even with --retrain.
+        reuse = not retrain or (only is not None and label not in only)
+        if reuse:
             _check_reuse(stage_dir, args)
         callbacks = [TeacherLabelCacheCallback(stage_dir / "teacher_labels")] if cached else []
         network, datamodule, record = run_stage(
-            label, args, stage_dir, not retrain, start, progress_every, callbacks
+            label, args, stage_dir, reuse, start, progress_every, callbacks
         )
         del datamodule
         if stage.teacher:

@@ -336,6 +336,13 @@ def test_camvid_benchmark_jobs_runs_stages_side_by_side(
     assert set(models) == {"teacher_deep", "teacher_wide", "teachers_combined",
                            "mbv2_pre_sup", "mbv2_pre_mgd"}
 
+    # --retrain trains each stage again, in its own worker only: the MGD worker reuses them.
+    assert bench.main(["--retrain", *args]) == 0
+    log = (base / "logs" / "1-8_s0_mbv2_pre_mgd.log").read_text()
+    assert "1-8/s0/teacher_deep: reusing" in log and "1-8/s0/teacher_wide: reusing" in log
+    assert "reusing" not in (base / "logs" / "1-8_s0_teacher_deep.log").read_text()
+    capsys.readouterr()
+
     bad = [*args[: args.index("--")], "--out", str(tmp_path / "bad"), "--",
            "--trainer.max_steps=not-a-number"]
     assert bench.main(bad) == 1
