@@ -497,7 +497,6 @@ def run(
                 both = _evaluate_combined(
                     pair, data_root, splits, base / partition / f"s{stage_seed}" / COMBINED
                 )
-                val_of[(partition, stage_seed, COMBINED)] = both["val"]["miou"]
                 scores = ", ".join(f"{s} mIoU {100 * both[s]['miou']:.1f}" for s in splits)
                 _say(f"{partition}/s{stage_seed}/{COMBINED}: {scores}", start)
                 pair.clear()
@@ -535,14 +534,13 @@ def run_jobs(
         The labels of the stages that failed (empty when all succeeded).
     """
     start = time.perf_counter()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (cores or 1) // jobs))}
+    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, _cores() // jobs))}
     teachers: dict[str, set[str]] = {}  # partition -> its teacher stages
     for partition, seed, stage in plan:
         if stage.teacher:
             teachers.setdefault(partition, set()).add(_label(partition, seed, stage))
     pending = list(plan)
-    running: dict[str, tuple[subprocess.Popen[bytes], float]] = {}
+    running: dict[str, tuple[subprocess.Popen[bytes], float, Path]] = {}  # label -> process
     finished: set[str] = set()
     failed: list[str] = []
     logs.mkdir(parents=True, exist_ok=True)
@@ -560,13 +558,13 @@ def run_jobs(
             with log.open("wb") as handle:
                 process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT,
                                            env=env)
-            running[label] = (process, time.perf_counter())
+            running[label] = (process, time.perf_counter(), log)
             pending.remove(item)
             _say(f"{label}: started (log {log})", start)
         if failed and not running:
             break
         time.sleep(1.0)
-        for label, (process, began) in list(running.items()):
+        for label, (process, began, log) in list(running.items()):
             if process.poll() is None:
                 continue
             del running[label]
@@ -576,11 +574,17 @@ def run_jobs(
                 _say(f"{label}: done in {minutes:.1f} min", start)
             else:
                 failed.append(label)
-                log = logs / f"{label.replace('/', '_')}.log"
                 _say(f"{label}: FAILED (exit {process.returncode}); see {log}", start)
     _say(f"{len(finished)} stages done, {len(failed)} failed, {len(pending)} not started; "
          f"{(time.perf_counter() - start) / 60:.1f} min with {jobs} jobs", start)
     return failed
+
+
+def _cores() -> int:
+    """The CPU cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _machine() -> dict[str, Any]:
@@ -594,9 +598,7 @@ def _machine() -> dict[str, Any]:
         pass
     return {
         "cpu": cpu,
-        "cores": len(os.sched_getaffinity(0))
-        if hasattr(os, "sched_getaffinity")
-        else os.cpu_count(),
+        "cores": _cores(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "torch": torch.__version__,
         "python": platform.python_version(),
